@@ -1,0 +1,66 @@
+using System.CommandLine;
+using Health.FhirGateway.Hosting;
+using Health.Ledger.Replication;
+
+namespace Health.FhirGateway.Cli;
+
+/// <summary>The <c>health-node</c> command line.</summary>
+internal static class NodeCommands
+{
+    public static RootCommand Create()
+    {
+        var root = new RootCommand("health-node: a provider node of the Health ledger consortium.");
+        root.Subcommands.Add(RunCommand());
+        root.Subcommands.Add(DemoCommand());
+        return root;
+    }
+
+    private static Command RunCommand()
+    {
+        var nodeId = new Option<string>("--node-id") { Description = "This node's id (one of --member).", Required = true };
+        var http = new Option<Uri>("--http") { Description = "HTTP URL to listen on, for example http://127.0.0.1:8081.", Required = true };
+        var data = new Option<DirectoryInfo>("--data") { Description = "The node's data directory.", Required = true };
+        var members = new Option<string[]>("--member")
+        {
+            Description = "A voting member, id=ip:raftPort=httpUrl; give every member, this node included.",
+            Required = true,
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { nodeId, http, data, members };
+        command.SetAction(async (result, token) =>
+        {
+            var parsed = ParseMembers(result.GetValue(members)!);
+            var id = result.GetValue(nodeId)!;
+            if (parsed.All(m => m.NodeId != id))
+                throw new CommandLineFailure($"--node-id {id} is not one of the --member entries.");
+            var settings = new NodeSettings(id, result.GetValue(http)!, result.GetValue(data)!.FullName, parsed);
+            var app = await NodeHost.StartAsync(settings, token).ConfigureAwait(false);
+            await using (app.ConfigureAwait(false))
+                await app.WaitForShutdownAsync(token).ConfigureAwait(false);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command DemoCommand()
+    {
+        var data = new Option<DirectoryInfo>("--data") { Description = "Where the demo nodes keep their data.", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine(".data", "demo")) };
+        var httpBase = new Option<int>("--http-base-port") { Description = "node i listens for HTTP on this port + i.", DefaultValueFactory = _ => 8080 };
+        var raftBase = new Option<int>("--raft-base-port") { Description = "node i listens for Raft on this port + i.", DefaultValueFactory = _ => 9080 };
+        var command = new Command("demo", "Start three provider nodes on loopback and print how to use them.") { data, httpBase, raftBase };
+        command.SetAction((result, token) => Demo.RunAsync(result.GetValue(data)!, result.GetValue(httpBase), result.GetValue(raftBase), token));
+        return command;
+    }
+
+    private static List<LedgerMember> ParseMembers(string[] values)
+    {
+        try
+        {
+            return values.Select(LedgerMember.Parse).ToList();
+        }
+        catch (FormatException e)
+        {
+            throw new CommandLineFailure(e.Message);
+        }
+    }
+}

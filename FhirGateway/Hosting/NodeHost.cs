@@ -1,0 +1,54 @@
+using Health.Consent;
+using Health.FhirGateway.Errors;
+using Health.FhirGateway.LedgerApi;
+using Health.Ledger.Entries;
+using Health.Ledger.Replication;
+using Hl7.Fhir.Model;
+
+namespace Health.FhirGateway.Hosting;
+
+/// <summary>Builds and runs one provider node: the ledger member and its HTTP API.</summary>
+public static class NodeHost
+{
+    /// <summary>Starts a node; it runs until the returned application is stopped.</summary>
+    public static async Task<WebApplication> StartAsync(NodeSettings settings, CancellationToken token, Action<ILoggingBuilder>? logging = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls(settings.HttpUrl.ToString());
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 1024 * 1024);
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        builder.Logging.AddFilter("DotNext", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        logging?.Invoke(builder.Logging);
+
+        var kinds = new EntryKindRegistry();
+        ConsentEntryKinds.RegisterIn(kinds);
+        builder.Services.AddSingleton(kinds);
+        builder.Services.AddExceptionHandler<OperationOutcomeHandler>();
+        builder.Services.AddProblemDetails();
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase);
+
+        // The ledger node needs the host's logging, so it starts after Build; the container then
+        // owns it and disposes it with the application.
+        LedgerNode? node = null;
+        builder.Services.AddSingleton(_ => node ?? throw new InvalidOperationException("The ledger node has not started."));
+
+        var app = builder.Build();
+        var loggerFactory = app.Services.GetRequiredService<ILoggerFactory>();
+        node = await LedgerNode.StartAsync(settings.ToLedgerOptions(), [], loggerFactory, new SocketsHttpHandler(), token).ConfigureAwait(false);
+        app.Services.GetRequiredService<LedgerNode>();
+
+        app.UseExceptionHandler();
+        app.UseStatusCodePages(async context =>
+        {
+            var status = context.HttpContext.Response.StatusCode;
+            var type = status == StatusCodes.Status404NotFound ? OperationOutcome.IssueType.NotFound : OperationOutcome.IssueType.NotSupported;
+            await OperationOutcomeHandler.WriteAsync(context.HttpContext, status, type, $"The request was not handled ({status}).", context.HttpContext.RequestAborted).ConfigureAwait(false);
+        });
+        app.MapGet("/healthz", () => TypedResults.Ok(new { status = "up" }));
+        app.MapLedgerApi();
+        await app.StartAsync(token).ConfigureAwait(false);
+        return app;
+    }
+}

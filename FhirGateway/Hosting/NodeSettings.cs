@@ -1,0 +1,28 @@
+using Health.Ledger.Replication;
+
+namespace Health.FhirGateway.Hosting;
+
+/// <summary>What a provider node needs to start.</summary>
+/// <param name="NodeId">This node's id.</param>
+/// <param name="HttpUrl">Where the node's HTTP API listens.</param>
+/// <param name="DataDirectory">The node's data directory.</param>
+/// <param name="Members">Every voting member, this node included.</param>
+public sealed record NodeSettings(string NodeId, Uri HttpUrl, string DataDirectory, IReadOnlyList<LedgerMember> Members)
+{
+    /// <summary>The ledger's options for this node.</summary>
+    public LedgerNodeOptions ToLedgerOptions() => new()
+    {
+        NodeId = NodeId,
+        Members = Members,
+        DataDirectory = Path.Combine(DataDirectory, "ledger"),
+    };
+
+    /// <summary>
+    /// Three members on loopback: node1..node3 with HTTP on <paramref name="httpBasePort"/>+i and
+    /// Raft on <paramref name="raftBasePort"/>+i.
+    /// </summary>
+    public static IReadOnlyList<LedgerMember> LoopbackTrio(int httpBasePort, int raftBasePort) =>
+        Enumerable.Range(1, 3)
+            .Select(i => LedgerMember.Parse($"node{i}=127.0.0.1:{raftBasePort + i}=http://127.0.0.1:{httpBasePort + i}"))
+            .ToList();
+}

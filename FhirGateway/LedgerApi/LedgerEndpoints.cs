@@ -1,0 +1,160 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Health.FhirGateway.Errors;
+using Health.Ledger.Checkpoints;
+using Health.Ledger.Entries;
+using Health.Ledger.Replication;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Health.FhirGateway.LedgerApi;
+
+/// <summary>
+/// The ledger's HTTP API for operators, auditors' tools and tests: append (loopback only for now),
+/// entries, receipts, checkpoints, consistency proofs and cluster status.
+/// </summary>
+public static class LedgerEndpoints
+{
+    private const int MaxAppendBody = 64 * 1024;
+    private const int MaxForwardedBody = 32 * 1024 * 1024;
+    private const int MaxPage = 1000;
+
+    /// <summary>Maps the ledger routes under <c>/ledger</c> and the members-only replication route.</summary>
+    public static IEndpointRouteBuilder MapLedgerApi(this IEndpointRouteBuilder app)
+    {
+        var ledger = app.MapGroup("/ledger");
+        ledger.MapPost("/entries", AppendAsync).WithMetadata(new RequestSizeLimitAttribute(MaxAppendBody));
+        ledger.MapGet("/entries", ListEntries);
+        ledger.MapGet("/entries/{index:long}", GetEntry);
+        ledger.MapGet("/entries/{index:long}/receipt", GetReceipt);
+        ledger.MapGet("/checkpoints/latest", GetLatestCheckpoint);
+        ledger.MapGet("/consistency", GetConsistency);
+        ledger.MapGet("/status", (LedgerNode node) => TypedResults.Ok(node.Status()));
+        ledger.MapGet("/keys", (LedgerNode node) => TypedResults.Ok(new Dictionary<string, string> { [node.SigningKey.KeyId] = node.SigningKey.PublicKeyPem() }));
+        app.MapPost(LedgerNode.ReplicatePath, AcceptForwardedAsync).WithMetadata(new RequestSizeLimitAttribute(MaxForwardedBody));
+        return app;
+    }
+
+    private static async Task<Created<AppendedDto>> AppendAsync(HttpContext context, LedgerNode node, EntryKindRegistry kinds)
+    {
+        RequireLoopback(context);
+        var command = await ReadCommandAsync(context).ConfigureAwait(false);
+        if (kinds.ValidateClientCommand(command) is { } problem)
+            throw RequestFailure.Invalid(problem);
+        var result = await node.AppendAsync(command, context.RequestAborted).ConfigureAwait(false);
+        context.Response.Headers["X-Ledger-Index"] = result.Index.ToString(CultureInfo.InvariantCulture);
+        return TypedResults.Created($"/ledger/entries/{result.Index}", new AppendedDto(result.Index, Convert.ToHexStringLower(result.LeafHash)));
+    }
+
+    private static async Task<LedgerCommand> ReadCommandAsync(HttpContext context)
+    {
+        if (!context.Request.HasJsonContentType())
+            throw new RequestFailure(StatusCodes.Status415UnsupportedMediaType, Hl7.Fhir.Model.OperationOutcome.IssueType.NotSupported, "Send the entry as application/json.");
+        JsonDocument document;
+        try
+        {
+            document = await JsonDocument.ParseAsync(context.Request.Body, default, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (JsonException)
+        {
+            throw RequestFailure.Invalid("The body is not valid JSON.");
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object
+                || !root.TryGetProperty("kind", out var kind) || kind.ValueKind != JsonValueKind.String
+                || !root.TryGetProperty("fields", out var fields) || fields.ValueKind != JsonValueKind.Object)
+                throw RequestFailure.Invalid("The body must be an object with a string 'kind' and an object 'fields'.");
+            var values = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var field in fields.EnumerateObject())
+            {
+                if (field.Value.ValueKind != JsonValueKind.String)
+                    throw RequestFailure.Invalid("Every field value must be a string.");
+                if (!values.TryAdd(field.Name, field.Value.GetString()!))
+                    throw RequestFailure.Invalid("A field appears twice.");
+            }
+
+            return new LedgerCommand(kind.GetString()!, values);
+        }
+    }
+
+    private static Ok<EntryDto> GetEntry(long index, LedgerNode node)
+    {
+        var entry = node.Store.ReadEntry(index) ?? throw RequestFailure.NotFound($"No entry has index {index}.");
+        return TypedResults.Ok(EntryDto.From(entry));
+    }
+
+    private static Ok<EntryPageDto> ListEntries(LedgerNode node, long from = 1, int count = 100)
+    {
+        if (from < 1 || count < 1 || count > MaxPage)
+            throw RequestFailure.Invalid($"Use from >= 1 and 1 <= count <= {MaxPage}.");
+        var entries = node.Store.ReadEntryBytes(from, count).Select(b => EntryDto.From(LedgerEntry.FromCanonicalBytes(b))).ToList();
+        return TypedResults.Ok(new EntryPageDto(entries, node.Tree.Size));
+    }
+
+    private static Results<Ok<ReceiptDto>, StatusCodeHttpResult> GetReceipt(long index, LedgerNode node, HttpContext context)
+    {
+        Receipt? receipt;
+        try
+        {
+            receipt = node.GetReceipt(index);
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            throw RequestFailure.NotFound($"No entry has index {index}.");
+        }
+
+        if (receipt is null)
+        {
+            context.Response.Headers.RetryAfter = "1";
+            throw new RequestFailure(StatusCodes.Status503ServiceUnavailable, Hl7.Fhir.Model.OperationOutcome.IssueType.Transient,
+                $"No checkpoint covers entry {index} yet; retry shortly.");
+        }
+
+        return TypedResults.Ok(ReceiptDto.From(receipt));
+    }
+
+    private static Ok<CheckpointDto> GetLatestCheckpoint(LedgerNode node)
+    {
+        var index = node.Store.FindLatestCheckpoint() ?? throw RequestFailure.NotFound("No checkpoint has been recorded yet.");
+        var entry = node.Store.ReadEntry(index)!;
+        return TypedResults.Ok(CheckpointDto.From(index, SignedCheckpoint.FromFields(entry.Fields)));
+    }
+
+    private static Ok<ConsistencyDto> GetConsistency(LedgerNode node, long from, long to)
+    {
+        var size = node.Tree.Size;
+        if (from < 1 || from > to || to > size)
+            throw RequestFailure.Invalid($"Use 1 <= from <= to <= {size} (the current tree size).");
+        var proof = node.Tree.ProveConsistency(from, to);
+        return TypedResults.Ok(new ConsistencyDto(from, to, Convert.ToHexStringLower(node.Tree.Root(from)), Convert.ToHexStringLower(node.Tree.Root(to)),
+            proof.Path.Select(Convert.ToHexStringLower).ToList()));
+    }
+
+    private static async Task<NoContent> AcceptForwardedAsync(HttpContext context, LedgerNode node)
+    {
+        RequireLoopback(context);
+        using var buffer = new MemoryStream();
+        await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+        try
+        {
+            await node.AcceptForwardedBatchAsync(buffer.ToArray(), context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (FormatException)
+        {
+            throw RequestFailure.Invalid("The body is not an encoded batch.");
+        }
+
+        return TypedResults.NoContent();
+    }
+
+    // Until node-to-node mutual TLS admits members by certificate, only processes on this machine may write.
+    private static void RequireLoopback(HttpContext context)
+    {
+        if (context.Connection.RemoteIpAddress is not { } address || !IPAddress.IsLoopback(address))
+            throw RequestFailure.Forbidden("Appends are accepted from this machine only.");
+    }
+}

@@ -1,0 +1,17 @@
+using System.Net.Sockets;
+using Health.FhirGateway.Cli;
+
+try
+{
+    return await NodeCommands.Create().Parse(args).InvokeAsync().ConfigureAwait(false);
+}
+catch (CommandLineFailure e)
+{
+    await Console.Error.WriteLineAsync($"health-node: {e.Message}").ConfigureAwait(false);
+    return 2;
+}
+catch (IOException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse })
+{
+    await Console.Error.WriteLineAsync($"health-node: a port is already in use ({e.Message}).").ConfigureAwait(false);
+    return 2;
+}

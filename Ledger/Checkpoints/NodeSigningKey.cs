@@ -1,0 +1,49 @@
+using System.Security.Cryptography;
+
+namespace Health.Ledger.Checkpoints;
+
+/// <summary>A node's ECDSA P-256 key that signs checkpoints, kept as a PEM file in the node's data directory.</summary>
+public sealed class NodeSigningKey : IDisposable
+{
+    private NodeSigningKey(ECDsa key)
+    {
+        Key = key;
+        KeyId = ComputeKeyId(key);
+    }
+
+    /// <summary>The key pair.</summary>
+    public ECDsa Key { get; }
+
+    /// <summary>Lowercase hex SHA-256 of the public key's SubjectPublicKeyInfo.</summary>
+    public string KeyId { get; }
+
+    /// <summary>Loads the key at <paramref name="path"/>, creating it (owner-readable only) when absent.</summary>
+    public static NodeSigningKey LoadOrCreate(string path)
+    {
+        var key = ECDsa.Create();
+        if (File.Exists(path))
+        {
+            key.ImportFromPem(File.ReadAllText(path));
+            return new NodeSigningKey(key);
+        }
+
+        key.GenerateKey(ECCurve.NamedCurves.nistP256);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using (var file = new StreamWriter(path, options))
+            file.Write(key.ExportPkcs8PrivateKeyPem());
+        return new NodeSigningKey(key);
+    }
+
+    /// <summary>The public key as PEM, for publishing to verifiers.</summary>
+    public string PublicKeyPem() => Key.ExportSubjectPublicKeyInfoPem();
+
+    /// <summary>The key id of any ECDSA key.</summary>
+    public static string ComputeKeyId(ECDsa key)
+        => Convert.ToHexStringLower(SHA256.HashData(key.ExportSubjectPublicKeyInfo()));
+
+    /// <inheritdoc/>
+    public void Dispose() => Key.Dispose();
+}

@@ -1,0 +1,19 @@
+namespace Health.Ledger.Entries;
+
+/// <summary>The kinds the ledger itself defines: membership and checkpoints.</summary>
+public static class LedgerEntryKinds
+{
+    /// <summary>A signed statement of the tree size and root; written by the leader.</summary>
+    public static readonly EntryKind Checkpoint = EntryKind.Create(
+        "Checkpoint", ["treeSize", "root", "signer", "keyId", "signature"], clientAppendable: false);
+
+    /// <summary>A node admitted to the consortium.</summary>
+    public static readonly EntryKind NodeAdmitted = EntryKind.Create(
+        "NodeAdmitted", ["nodeId", "organization", "certificateSha256"]);
+
+    /// <summary>A node removed from the consortium.</summary>
+    public static readonly EntryKind NodeRemoved = EntryKind.Create("NodeRemoved", ["nodeId"], ["reason"]);
+
+    /// <summary>Every kind above.</summary>
+    public static IReadOnlyList<EntryKind> All { get; } = [Checkpoint, NodeAdmitted, NodeRemoved];
+}

@@ -1,0 +1,173 @@
+using System.Net.Http.Headers;
+using System.Threading.Channels;
+using DotNext.Net.Cluster.Consensus.Raft;
+using Health.Ledger.Entries;
+using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.Retry;
+
+namespace Health.Ledger.Replication;
+
+public sealed partial class LedgerNode
+{
+    /// <summary>Path of the members-only endpoint a follower forwards batches to.</summary>
+    public const string ReplicatePath = "/internal/ledger/replicate";
+
+    private readonly Channel<PendingAppend> appendQueue;
+    private readonly SemaphoreSlim inFlight;
+    private readonly ResiliencePipeline retry;
+
+    /// <summary>
+    /// Appends a command and returns once it is committed by a majority and applied on this node.
+    /// Concurrent appends share Raft entries (group commit). A command is recorded at most once, even
+    /// when leadership changes while it is being replicated.
+    /// </summary>
+    /// <exception cref="LedgerUnavailableException">It could not be committed within the append timeout.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="token"/> was cancelled; the command may still be recorded.</exception>
+    public async Task<AppendResult> AppendAsync(LedgerCommand command, CancellationToken token)
+    {
+        var pending = new PendingAppend(command, new TaskCompletionSource<AppendResult>(TaskCreationOptions.RunContinuationsAsynchronously));
+        await appendQueue.Writer.WriteAsync(pending, token).ConfigureAwait(false);
+        return await pending.Completion.Task.WaitAsync(token).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Accepts a batch a follower forwarded: stamps it with this leader's clock and replicates it.
+    /// Returns once it is committed and applied here.
+    /// </summary>
+    /// <exception cref="FormatException">The bytes are not an encoded batch.</exception>
+    /// <exception cref="LedgerUnavailableException">This node is not the leader.</exception>
+    public Task AcceptForwardedBatchAsync(byte[] encoded, CancellationToken token)
+    {
+        CommandBatch.Decode(encoded);
+        return ReplicateAsLeaderAsync(encoded, token);
+    }
+
+    private async Task RunAppenderAsync(CancellationToken token)
+    {
+        var reader = appendQueue.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(token).ConfigureAwait(false))
+            {
+                // Waiting for a free slot before draining the queue is what groups commands:
+                // while every slot is busy, appends pile up and leave together.
+                await inFlight.WaitAsync(token).ConfigureAwait(false);
+                var batch = new List<PendingAppend>();
+                while (batch.Count < options.MaxBatchCommands && reader.TryRead(out var pending))
+                    batch.Add(pending);
+                if (batch.Count == 0)
+                {
+                    inFlight.Release();
+                    continue;
+                }
+
+                _ = ReplicateBatchAsync(batch, token);
+            }
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+        }
+
+        while (reader.TryRead(out var left))
+            left.Completion.TrySetException(new LedgerUnavailableException("The node is shutting down."));
+    }
+
+    private async Task ReplicateBatchAsync(List<PendingAppend> batch, CancellationToken token)
+    {
+        try
+        {
+            var commands = new CommandBatch(Guid.NewGuid(), 0, batch.ConvertAll(static p => p.Command));
+            var (first, _) = await ReplicateAndWaitAsync(commands.Encode(), commands.Id, token).ConfigureAwait(false);
+            for (var i = 0; i < batch.Count; i++)
+                batch[i].Completion.TrySetResult(new AppendResult(first + i, Tree.LeafHash(first + i - 1)));
+        }
+        catch (Exception e)
+        {
+            var failure = e as LedgerUnavailableException ?? new LedgerUnavailableException("The append was not committed.", e);
+            foreach (var pending in batch)
+                pending.Completion.TrySetException(failure);
+        }
+        finally
+        {
+            inFlight.Release();
+        }
+    }
+
+    private async Task<(long First, int Count)> ReplicateAndWaitAsync(byte[] encoded, Guid batchId, CancellationToken token)
+    {
+        var applied = stateMachine.WaitForBatch(batchId);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(token);
+        deadline.CancelAfter(options.AppendTimeout);
+        try
+        {
+            await retry.ExecuteAsync(
+                async ct =>
+                {
+                    if (!applied.IsCompleted)
+                        await SendToLeaderAsync(encoded, ct).ConfigureAwait(false);
+                },
+                deadline.Token).ConfigureAwait(false);
+
+            // The leader answered after commit; this node applies it once it learns the commit index.
+            return await applied.WaitAsync(deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException e) when (!token.IsCancellationRequested)
+        {
+            throw new LedgerUnavailableException($"The append was not committed within {options.AppendTimeout.TotalSeconds:0} s.", e);
+        }
+        finally
+        {
+            stateMachine.ForgetBatch(batchId);
+        }
+    }
+
+    private async Task SendToLeaderAsync(byte[] encoded, CancellationToken token)
+    {
+        if (IsLeader)
+        {
+            await ReplicateAsLeaderAsync(encoded, token).ConfigureAwait(false);
+            return;
+        }
+
+        var leader = MemberAt(cluster.Leader?.EndPoint) ?? throw new LedgerUnavailableException("No leader is known.");
+        using var content = new ByteArrayContent(encoded);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        using var response = await peerClient.PostAsync(new Uri(leader.HttpUrl, ReplicatePath), content, token).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+            throw new LedgerUnavailableException($"The leader {leader.NodeId} answered {(int)response.StatusCode}.");
+    }
+
+    private async Task ReplicateAsLeaderAsync(byte[] encoded, CancellationToken token)
+    {
+        if (!IsLeader)
+            throw new LedgerUnavailableException("This node is not the leader.");
+        CommandBatch.Stamp(encoded, options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds());
+        await cluster.ReplicateAsync(encoded, context: null, token).ConfigureAwait(false);
+    }
+
+    private ResiliencePipeline CreateRetryPipeline() => new ResiliencePipelineBuilder()
+        .AddRetry(new RetryStrategyOptions
+        {
+            // Every failure short of the caller's deadline is worth retrying: the batch id makes a
+            // repeated proposal harmless.
+            ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Exception is not null && !args.Context.CancellationToken.IsCancellationRequested),
+            MaxRetryAttempts = int.MaxValue,
+            BackoffType = DelayBackoffType.Exponential,
+            Delay = TimeSpan.FromMilliseconds(20),
+            MaxDelay = TimeSpan.FromMilliseconds(500),
+            UseJitter = true,
+            OnRetry = args =>
+            {
+                if (args.AttemptNumber % 10 == 9)
+                    LogAppendRetrying(logger, args.AttemptNumber + 1, args.Outcome.Exception?.GetType().Name);
+                return ValueTask.CompletedTask;
+            },
+        })
+        .Build();
+
+    private sealed record PendingAppend(LedgerCommand Command, TaskCompletionSource<AppendResult> Completion);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "Append still not accepted after {Attempts} attempts ({Failure})")]
+    private static partial void LogAppendRetrying(ILogger logger, int attempts, string? failure);
+}

@@ -1,0 +1,71 @@
+using Dapper;
+using Health.Ledger.Checkpoints;
+using Microsoft.Extensions.Logging;
+
+namespace Health.Ledger.Replication;
+
+public sealed partial class LedgerNode
+{
+    /// <summary>
+    /// The receipt for an entry: its bytes, its inclusion proof and the first checkpoint that covers it.
+    /// </summary>
+    /// <returns>Null when the entry exists but no checkpoint covers it yet.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">No entry has that index.</exception>
+    public Receipt? GetReceipt(long index)
+    {
+        var entry = Store.ReadEntryBytes(index, 1);
+        if (index < 1 || entry.Count == 0 || index > Tree.Size)
+            throw new ArgumentOutOfRangeException(nameof(index), "No entry has that index.");
+        if (Store.FindCheckpointCovering(index) is not { } checkpointIndex
+            || Store.ReadEntry(checkpointIndex) is not { } checkpointEntry)
+            return null;
+        var checkpoint = SignedCheckpoint.FromFields(checkpointEntry.Fields);
+        return new Receipt(entry[0], Tree.ProveInclusion(index - 1, checkpoint.TreeSize), checkpoint);
+    }
+
+    private async Task RunCheckpointerAsync(CancellationToken token)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(100), options.TimeProvider);
+        var lastSigned = options.TimeProvider.GetTimestamp();
+        try
+        {
+            while (await timer.WaitForNextTickAsync(token).ConfigureAwait(false))
+            {
+                if (!IsLeader)
+                    continue;
+                var size = Tree.Size;
+                var (coveredSize, checkpointIndex) = LatestCheckpoint();
+                var due = size - coveredSize >= options.CheckpointEveryEntries
+                          || (size > checkpointIndex && options.TimeProvider.GetElapsedTime(lastSigned) >= options.CheckpointInterval);
+                if (!due)
+                    continue;
+                try
+                {
+                    var checkpoint = SignedCheckpoint.Sign(size, Tree.Root(size), NodeId, SigningKey);
+                    var result = await AppendAsync(checkpoint.ToCommand(), token).ConfigureAwait(false);
+                    lastSigned = options.TimeProvider.GetTimestamp();
+                    LogCheckpoint(logger, size, result.Index);
+                }
+                catch (LedgerUnavailableException e)
+                {
+                    LogCheckpointFailed(logger, size, e.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+        }
+    }
+
+    private (long TreeSize, long Index) LatestCheckpoint()
+    {
+        using var connection = Store.OpenReader();
+        return connection.QuerySingleOrDefault<(long, long)?>("SELECT tree_size, idx FROM checkpoints ORDER BY tree_size DESC LIMIT 1") ?? (0, 0);
+    }
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Debug, Message = "Checkpoint of tree size {TreeSize} recorded at ledger index {LedgerIndex}")]
+    private static partial void LogCheckpoint(ILogger logger, long treeSize, long ledgerIndex);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Checkpoint of tree size {TreeSize} not recorded: {Reason}")]
+    private static partial void LogCheckpointFailed(ILogger logger, long treeSize, string reason);
+}

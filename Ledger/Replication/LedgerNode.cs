@@ -1,0 +1,167 @@
+using System.Net;
+using System.Threading.Channels;
+using DotNext.Net.Cluster.Consensus.Raft;
+using DotNext.Net.Cluster.Consensus.Raft.Membership;
+using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
+using Health.Ledger.Checkpoints;
+using Health.Ledger.Merkle;
+using Health.Ledger.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace Health.Ledger.Replication;
+
+/// <summary>
+/// One member of the replicated ledger: DotNext Raft over TCP with a persistent write-ahead log,
+/// the SQLite projection, the Merkle tree, group-committed appends (from any member: followers
+/// forward to the leader) and the leader's signed checkpoints.
+/// </summary>
+public sealed partial class LedgerNode : IAsyncDisposable
+{
+    private readonly LedgerNodeOptions options;
+    private readonly ILogger logger;
+    private readonly LedgerStateMachine stateMachine;
+    private readonly WriteAheadLog log;
+    private readonly RaftCluster cluster;
+    private readonly CancellationTokenSource lifetime = new();
+    private readonly HttpClient peerClient;
+    private Task background = Task.CompletedTask;
+
+    private LedgerNode(LedgerNodeOptions options, LedgerStore store, MerkleTree tree, LedgerStateMachine stateMachine, WriteAheadLog log,
+        RaftCluster cluster, NodeSigningKey signingKey, HttpMessageHandler peerHandler, ILogger logger)
+    {
+        Tree = tree;
+        this.options = options;
+        this.logger = logger;
+        this.stateMachine = stateMachine;
+        this.log = log;
+        this.cluster = cluster;
+        Store = store;
+        SigningKey = signingKey;
+        peerClient = new HttpClient(peerHandler) { Timeout = TimeSpan.FromSeconds(10) };
+        appendQueue = Channel.CreateBounded<PendingAppend>(new BoundedChannelOptions(65536) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        inFlight = new SemaphoreSlim(options.MaxBatchesInFlight);
+        retry = CreateRetryPipeline();
+    }
+
+    /// <summary>This node's id.</summary>
+    public string NodeId => options.NodeId;
+
+    /// <summary>The applied ledger, for queries.</summary>
+    public LedgerStore Store { get; }
+
+    /// <summary>The Merkle tree over the applied entries.</summary>
+    public MerkleTree Tree { get; }
+
+    /// <summary>The key this node signs checkpoints with.</summary>
+    public NodeSigningKey SigningKey { get; }
+
+    /// <summary>Whether this node is the Raft leader right now.</summary>
+    public bool IsLeader => !cluster.LeadershipToken.IsCancellationRequested;
+
+    /// <summary>
+    /// Opens the node's data directory (restoring the projection and replaying the log) and joins
+    /// the Raft group.
+    /// </summary>
+    /// <param name="options">The node's settings.</param>
+    /// <param name="projections">Modules' projections, applied with every entry.</param>
+    /// <param name="loggerFactory">Logging.</param>
+    /// <param name="peerHandler">HTTP handler for calls to other members (forwarded appends).</param>
+    /// <param name="token">Cancels start-up.</param>
+    public static async Task<LedgerNode> StartAsync(LedgerNodeOptions options, IReadOnlyList<ILedgerProjection> projections,
+        ILoggerFactory loggerFactory, HttpMessageHandler peerHandler, CancellationToken token)
+    {
+        var root = Directory.CreateDirectory(options.DataDirectory);
+        var logger = loggerFactory.CreateLogger<LedgerNode>();
+        var signingKey = NodeSigningKey.LoadOrCreate(Path.Combine(root.FullName, "node-signing-key.pem"));
+        var store = new LedgerStore(Path.Combine(root.FullName, "ledger.db"), projections);
+        var tree = new MerkleTree();
+        var stateMachine = new LedgerStateMachine(root.CreateSubdirectory("snapshots"), store, tree, options.SnapshotInterval, logger);
+        await stateMachine.RestoreAsync(token).ConfigureAwait(false);
+        var log = new WriteAheadLog(
+            new WriteAheadLog.Options
+            {
+                Location = Path.Combine(root.FullName, "raft"),
+                HashAlgorithm = WriteAheadLog.IntegrityHashAlgorithm.Crc32,
+                ChunkSize = 1 << 20,
+            },
+            stateMachine);
+
+        var self = options.Self;
+        var configuration = new RaftCluster.TcpConfiguration(self.RaftEndPoint)
+        {
+            LowerElectionTimeout = options.LowerElectionTimeout,
+            UpperElectionTimeout = options.UpperElectionTimeout,
+            RequestTimeout = TimeSpan.FromMilliseconds(options.UpperElectionTimeout * 2),
+            ColdStart = false,
+            ConfigurationStorage = null,
+            LoggerFactory = loggerFactory,
+            TransmissionBlockSize = 65536,
+        };
+        var storage = (InMemoryClusterConfigurationStorage<EndPoint>)configuration.ConfigurationStorage!;
+        var builder = storage.CreateInitialConfigurationBuilder();
+        foreach (var member in options.Members)
+            builder.Add(member.RaftEndPoint);
+        builder.Build();
+
+        var cluster = new RaftCluster(configuration) { AuditTrail = log };
+        var node = new LedgerNode(options, store, tree, stateMachine, log, cluster, signingKey, peerHandler, logger);
+        await cluster.StartAsync(token).ConfigureAwait(false);
+        node.background = Task.WhenAll(node.RunAppenderAsync(node.lifetime.Token), node.RunCheckpointerAsync(node.lifetime.Token));
+        LogStarted(logger, options.NodeId, self.RaftEndPoint, store.RaftIndex, node.Tree.Size);
+        return node;
+    }
+
+    /// <summary>Waits until some member is known as leader.</summary>
+    public async Task WaitForLeaderAsync(TimeSpan timeout, CancellationToken token)
+    {
+        if (await cluster.WaitForLeaderAsync(timeout, token).ConfigureAwait(false) is null)
+            throw new LedgerUnavailableException("No leader was elected in time.");
+    }
+
+    /// <summary>This node's view of the ledger and the Raft group.</summary>
+    public LedgerStatus Status()
+    {
+        var leader = cluster.Leader?.EndPoint;
+        var members = options.Members.Select(m =>
+        {
+            var peer = cluster.Members.FirstOrDefault(p => Equals(p.EndPoint, m.RaftEndPoint));
+            var status = m.NodeId == NodeId ? "available" : peer?.Status.ToString().ToLowerInvariant() ?? "unknown";
+            return new LedgerMemberStatus(m.NodeId, m.RaftEndPoint.ToString(), m.HttpUrl.ToString(), status, Equals(leader, m.RaftEndPoint));
+        }).ToList();
+        var size = Tree.Size;
+        return new LedgerStatus(
+            NodeId,
+            IsLeader ? "leader" : leader is null ? "candidate" : "follower",
+            cluster.Term,
+            MemberAt(leader)?.NodeId,
+            log.LastCommittedEntryIndex,
+            stateMachine.AppliedRaftIndex,
+            size,
+            Convert.ToHexStringLower(Tree.Root(size)),
+            Store.FindLatestCheckpoint(),
+            members);
+    }
+
+    private LedgerMember? MemberAt(EndPoint? endPoint)
+        => endPoint is null ? null : options.Members.FirstOrDefault(m => Equals(m.RaftEndPoint, endPoint));
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        await lifetime.CancelAsync().ConfigureAwait(false);
+        appendQueue.Writer.TryComplete();
+        await background.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await cluster.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        await cluster.DisposeAsync().ConfigureAwait(false);
+        await log.DisposeAsync().ConfigureAwait(false);
+        await stateMachine.DisposeAsync().ConfigureAwait(false);
+        Store.Dispose();
+        SigningKey.Dispose();
+        peerClient.Dispose();
+        lifetime.Dispose();
+        inFlight.Dispose();
+    }
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Ledger node {NodeId} started on {RaftEndPoint}: projection at Raft index {RaftIndex}, tree size {TreeSize}")]
+    private static partial void LogStarted(ILogger logger, string nodeId, IPEndPoint raftEndPoint, long raftIndex, long treeSize);
+}

@@ -1,0 +1,44 @@
+namespace Health.Ledger.Replication;
+
+/// <summary>Settings of one ledger node.</summary>
+public sealed record LedgerNodeOptions
+{
+    /// <summary>This node's id; must be one of <see cref="Members"/>.</summary>
+    public required string NodeId { get; init; }
+
+    /// <summary>Every voting member, this node included.</summary>
+    public required IReadOnlyList<LedgerMember> Members { get; init; }
+
+    /// <summary>Directory holding the write-ahead log, snapshots, the projection and the node key.</summary>
+    public required string DataDirectory { get; init; }
+
+    /// <summary>Lower bound of the randomised election timeout, in milliseconds.</summary>
+    public int LowerElectionTimeout { get; init; } = 300;
+
+    /// <summary>Upper bound of the randomised election timeout, in milliseconds.</summary>
+    public int UpperElectionTimeout { get; init; } = 600;
+
+    /// <summary>A snapshot is taken after this many Raft entries, letting the write-ahead log be compacted.</summary>
+    public long SnapshotInterval { get; init; } = 2048;
+
+    /// <summary>The leader signs a checkpoint after this many new entries...</summary>
+    public long CheckpointEveryEntries { get; init; } = 1000;
+
+    /// <summary>...or after this long, when anything new was appended.</summary>
+    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long an append may take, retries included, before it fails.</summary>
+    public TimeSpan AppendTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Most commands in one Raft entry.</summary>
+    public int MaxBatchCommands { get; init; } = 1024;
+
+    /// <summary>Most batches being replicated at once from this node.</summary>
+    public int MaxBatchesInFlight { get; init; } = 4;
+
+    /// <summary>The clock the leader stamps entries with.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>This node's member record.</summary>
+    public LedgerMember Self => Members.Single(m => m.NodeId == NodeId);
+}

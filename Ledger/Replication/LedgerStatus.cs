@@ -1,0 +1,24 @@
+namespace Health.Ledger.Replication;
+
+/// <summary>A point-in-time view of one node's ledger and Raft state.</summary>
+/// <param name="NodeId">This node.</param>
+/// <param name="Role">leader, follower or candidate.</param>
+/// <param name="Term">Current Raft term.</param>
+/// <param name="LeaderId">The known leader, or null.</param>
+/// <param name="CommitIndex">Raft commit index.</param>
+/// <param name="AppliedIndex">Raft index applied to the projection.</param>
+/// <param name="TreeSize">Number of ledger entries applied.</param>
+/// <param name="Root">Hex Merkle root of those entries.</param>
+/// <param name="LatestCheckpointIndex">Ledger index of the newest checkpoint, or null.</param>
+/// <param name="Members">The voting members and whether each is reachable.</param>
+public sealed record LedgerStatus(
+    string NodeId, string Role, long Term, string? LeaderId, long CommitIndex, long AppliedIndex,
+    long TreeSize, string Root, long? LatestCheckpointIndex, IReadOnlyList<LedgerMemberStatus> Members);
+
+/// <summary>One member as this node sees it.</summary>
+/// <param name="NodeId">Member id.</param>
+/// <param name="RaftEndPoint">Raft address.</param>
+/// <param name="HttpUrl">HTTP base URL.</param>
+/// <param name="Status">available, unavailable or unknown, as Raft last saw it.</param>
+/// <param name="IsLeader">Whether it is the leader.</param>
+public sealed record LedgerMemberStatus(string NodeId, string RaftEndPoint, string HttpUrl, string Status, bool IsLeader);

@@ -1,0 +1,153 @@
+using Dapper;
+using Health.Ledger.Entries;
+using Microsoft.Data.Sqlite;
+
+namespace Health.Ledger.Storage;
+
+/// <summary>
+/// The SQLite projection of the applied ledger: every entry's canonical bytes and leaf hash, the
+/// applied batch ids (for idempotent re-proposals), checkpoints, and the modules' own tables.
+/// It is derived from the Raft log only, so it is identical on every node and can be rebuilt.
+/// </summary>
+public sealed partial class LedgerStore : IDisposable
+{
+    private readonly string path;
+    private readonly IReadOnlyList<ILedgerProjection> projections;
+    private SqliteConnection writer;
+
+    /// <summary>Opens (creating if needed) the projection at <paramref name="path"/>.</summary>
+    public LedgerStore(string path, IReadOnlyList<ILedgerProjection> projections)
+    {
+        this.path = Path.GetFullPath(path);
+        this.projections = projections;
+        writer = Open();
+    }
+
+    /// <summary>Raft index of the last log entry reflected here.</summary>
+    public long RaftIndex { get; private set; }
+
+    /// <summary>Timestamp of the last applied entry.</summary>
+    public long LastTimestamp { get; private set; }
+
+    private string ConnectionString => new SqliteConnectionStringBuilder { DataSource = path, Pooling = true }.ToString();
+
+    private SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(ConnectionString);
+        connection.Open();
+        connection.Execute("""
+            PRAGMA journal_mode = WAL;
+            PRAGMA synchronous = FULL;
+            CREATE TABLE IF NOT EXISTS entries(idx INTEGER PRIMARY KEY, kind TEXT NOT NULL, ts INTEGER NOT NULL, leaf BLOB NOT NULL, body BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS batches(id BLOB PRIMARY KEY, first_idx INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS checkpoints(tree_size INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS state(id INTEGER PRIMARY KEY CHECK (id = 1), raft_index INTEGER NOT NULL, last_ts INTEGER NOT NULL);
+            INSERT OR IGNORE INTO state(id, raft_index, last_ts) VALUES (1, 0, 0);
+            """);
+        foreach (var projection in projections)
+            projection.CreateSchema(connection);
+        (RaftIndex, LastTimestamp) = connection.QuerySingle<(long, long)>("SELECT raft_index, last_ts FROM state WHERE id = 1");
+        return connection;
+    }
+
+    /// <summary>Opens a read-only view for queries on any thread.</summary>
+    public SqliteConnection OpenReader()
+    {
+        var connection = new SqliteConnection(ConnectionString);
+        connection.Open();
+        return connection;
+    }
+
+    /// <summary>Every leaf hash in index order, to rebuild the Merkle tree at start-up.</summary>
+    public IEnumerable<byte[]> ReadLeafHashes()
+    {
+        using var connection = OpenReader();
+        foreach (var leaf in connection.Query<byte[]>("SELECT leaf FROM entries ORDER BY idx", buffered: false))
+            yield return leaf;
+    }
+
+    /// <summary>The first index and count of an applied batch, or null.</summary>
+    internal (long First, int Count)? FindBatch(Guid id)
+    {
+        var row = writer.QuerySingleOrDefault<(long, int)?>(
+            "SELECT first_idx, count FROM batches WHERE id = @id", new { id = id.ToByteArray() });
+        return row;
+    }
+
+    /// <summary>
+    /// Writes one applied batch atomically: its entries, their module projections, the batch id and
+    /// the Raft index reached.
+    /// </summary>
+    internal void ApplyBatch(long raftIndex, Guid batchId, IReadOnlyList<(LedgerEntry Entry, byte[] Body, byte[] Leaf)> entries)
+    {
+        using var transaction = writer.BeginTransaction();
+        foreach (var (entry, body, leaf) in entries)
+        {
+            writer.Execute(
+                "INSERT INTO entries(idx, kind, ts, leaf, body) VALUES (@Index, @Kind, @Timestamp, @leaf, @body)",
+                new { entry.Index, entry.Kind, entry.Timestamp, leaf, body }, transaction);
+            if (entry.Kind == LedgerEntryKinds.Checkpoint.Name)
+            {
+                writer.Execute(
+                    "INSERT OR IGNORE INTO checkpoints(tree_size, idx) VALUES (@size, @Index)",
+                    new { size = long.Parse(entry.Fields["treeSize"], System.Globalization.CultureInfo.InvariantCulture), entry.Index }, transaction);
+            }
+
+            foreach (var projection in projections)
+                projection.Apply(entry, writer, transaction);
+        }
+
+        if (entries.Count > 0)
+        {
+            writer.Execute(
+                "INSERT INTO batches(id, first_idx, count) VALUES (@id, @first, @count)",
+                new { id = batchId.ToByteArray(), first = entries[0].Entry.Index, count = entries.Count }, transaction);
+        }
+
+        var lastTimestamp = entries.Count > 0 ? entries[^1].Entry.Timestamp : LastTimestamp;
+        writer.Execute("UPDATE state SET raft_index = @raftIndex, last_ts = @lastTimestamp WHERE id = 1", new { raftIndex, lastTimestamp }, transaction);
+        transaction.Commit();
+        RaftIndex = raftIndex;
+        LastTimestamp = lastTimestamp;
+    }
+
+    /// <summary>Records that a Raft entry carrying nothing new (a duplicate batch) was applied.</summary>
+    internal void AdvanceRaftIndex(long raftIndex)
+    {
+        writer.Execute("UPDATE state SET raft_index = @raftIndex WHERE id = 1", new { raftIndex });
+        RaftIndex = raftIndex;
+    }
+
+    /// <summary>Writes a consistent copy of the whole projection to <paramref name="destination"/>.</summary>
+    internal void CopyTo(string destination)
+    {
+        File.Delete(destination);
+        writer.Execute("VACUUM INTO @destination", new { destination });
+    }
+
+    /// <summary>Reads the Raft index a projection file reflects, without opening it as the live store.</summary>
+    internal static long ReadRaftIndex(string file)
+    {
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = file, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+        connection.Open();
+        return connection.QuerySingle<long>("SELECT raft_index FROM state WHERE id = 1");
+    }
+
+    /// <summary>Replaces the whole projection with a copy made by <see cref="CopyTo"/> (snapshot installation).</summary>
+    internal void ReplaceWith(string source)
+    {
+        writer.Dispose();
+        SqliteConnection.ClearAllPools();
+        foreach (var suffix in new[] { "-wal", "-shm" })
+            File.Delete(path + suffix);
+        File.Copy(source, path, overwrite: true);
+        writer = Open();
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        writer.Dispose();
+        SqliteConnection.ClearPool(writer);
+    }
+}
