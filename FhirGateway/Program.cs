@@ -1,9 +1,10 @@
+using System.CommandLine;
 using System.Net.Sockets;
 using Health.FhirGateway.Cli;
 
 try
 {
-    return await NodeCommands.Create().Parse(args).InvokeAsync().ConfigureAwait(false);
+    return await NodeCommands.Create().Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).ConfigureAwait(false);
 }
 catch (CommandLineFailure e)
 {

@@ -18,7 +18,7 @@ internal static class NodeCommands
     private static Command RunCommand()
     {
         var nodeId = new Option<string>("--node-id") { Description = "This node's id (one of --member).", Required = true };
-        var http = new Option<Uri>("--http") { Description = "HTTP URL to listen on, for example http://127.0.0.1:8081.", Required = true };
+        var http = new Option<string>("--http") { Description = "HTTP URL to listen on, for example http://127.0.0.1:8081.", Required = true };
         var data = new Option<DirectoryInfo>("--data") { Description = "The node's data directory.", Required = true };
         var members = new Option<string[]>("--member")
         {
@@ -33,7 +33,10 @@ internal static class NodeCommands
             var id = result.GetValue(nodeId)!;
             if (parsed.All(m => m.NodeId != id))
                 throw new CommandLineFailure($"--node-id {id} is not one of the --member entries.");
-            var settings = new NodeSettings(id, result.GetValue(http)!, result.GetValue(data)!.FullName, parsed);
+            var url = Uri.TryCreate(result.GetValue(http), UriKind.Absolute, out var parsedUrl) && parsedUrl.Scheme is "http" or "https"
+                ? parsedUrl
+                : throw new CommandLineFailure("--http must be an absolute http:// or https:// URL.");
+            var settings = new NodeSettings(id, url, result.GetValue(data)!.FullName, parsed);
             var app = await NodeHost.StartAsync(settings, token).ConfigureAwait(false);
             await using (app.ConfigureAwait(false))
                 await app.WaitForShutdownAsync(token).ConfigureAwait(false);

@@ -1,0 +1,102 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace Health.Cluster.Tests;
+
+public sealed class LedgerDurabilityTests
+{
+    private const int TotalAppends = 10_000;
+    private const int WorkersPerNode = 16;
+
+    [Fact]
+    public async Task Acknowledged_appends_survive_leader_kill_and_full_restart()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(6));
+        var token = timeout.Token;
+        using var cluster = new LedgerCluster();
+        try
+        {
+            var leader = await cluster.WaitForLeaderAsync(token);
+            var acknowledged = new ConcurrentDictionary<string, long>();
+            var attempts = 0;
+            var killAfter = TotalAppends / 3;
+            var killed = 0;
+
+            async Task Worker(string workerId)
+            {
+                for (var seq = 0; Interlocked.Increment(ref attempts) <= TotalAppends && !token.IsCancellationRequested; seq++)
+                {
+                    // Each worker spreads its appends over every node still running.
+                    var running = cluster.Nodes.Where(n => n.IsRunning).ToList();
+                    var node = running[seq % running.Count];
+                    var id = $"{workerId}-{seq}";
+                    try
+                    {
+                        using var response = await cluster.Client.PostAsJsonAsync(new Uri(node.HttpUrl, "/ledger/entries"),
+                            new { kind = "NodeRemoved", fields = new Dictionary<string, string> { ["nodeId"] = id } }, token);
+                        if (response.StatusCode == HttpStatusCode.Created)
+                        {
+                            var body = await response.Content.ReadFromJsonAsync<JsonElement>(token);
+                            acknowledged[id] = body.GetProperty("index").GetInt64();
+                        }
+                    }
+                    catch (HttpRequestException)
+                    {
+                        // Not acknowledged: it may or may not be in the ledger, and is not counted.
+                    }
+
+                    if (acknowledged.Count >= killAfter && Interlocked.Exchange(ref killed, 1) == 0)
+                        leader.Kill();
+                }
+            }
+
+            await Task.WhenAll(Enumerable.Range(0, WorkersPerNode * cluster.Nodes.Count).Select(w => Task.Run(() => Worker($"w{w}"), token)));
+            Assert.Equal(1, killed);
+            Assert.True(acknowledged.Count > TotalAppends / 2, $"only {acknowledged.Count} of {TotalAppends} appends were acknowledged");
+
+            var maxIndex = acknowledged.Values.Max();
+            leader.Start();
+            var statuses = await cluster.WaitForConvergenceAsync(maxIndex, token);
+            await AssertEveryAcknowledgedAppendPresentOnceAsync(cluster, statuses[0].TreeSize, acknowledged, token);
+
+            foreach (var node in cluster.Nodes)
+                node.Kill();
+            foreach (var node in cluster.Nodes)
+                node.Start();
+            await cluster.WaitForLeaderAsync(token);
+            var restarted = await cluster.WaitForConvergenceAsync(statuses[0].TreeSize, token);
+            await AssertEveryAcknowledgedAppendPresentOnceAsync(cluster, restarted[0].TreeSize, acknowledged, token);
+        }
+        catch (Exception) when (!Debugger.IsAttached)
+        {
+            Console.WriteLine(cluster.Diagnostics());
+            throw;
+        }
+    }
+
+    private static async Task AssertEveryAcknowledgedAppendPresentOnceAsync(
+        LedgerCluster cluster, long treeSize, IReadOnlyDictionary<string, long> acknowledged, CancellationToken token)
+    {
+        var perNode = await Task.WhenAll(cluster.Nodes.Select(n => cluster.ReadAllEntriesAsync(n, treeSize, token)));
+        var canonical = perNode.Select(entries => entries.Select(e => e.GetProperty("canonical").GetString()).ToList()).ToList();
+        foreach (var other in canonical.Skip(1))
+            Assert.Equal(canonical[0], other);
+
+        var entries = perNode[0];
+        var occurrences = entries
+            .Where(e => e.GetProperty("kind").GetString() == "NodeRemoved")
+            .GroupBy(e => e.GetProperty("fields").GetProperty("nodeId").GetString()!)
+            .ToDictionary(g => g.Key, g => g.Select(e => e.GetProperty("index").GetInt64()).ToList());
+        foreach (var (id, index) in acknowledged)
+        {
+            Assert.True(occurrences.TryGetValue(id, out var indices), $"acknowledged append {id} is missing");
+            Assert.Equal([index], indices);
+        }
+
+        for (var i = 1; i < entries.Count; i++)
+            Assert.Equal(entries[i - 1].GetProperty("leafHash").GetString(), entries[i].GetProperty("previousHash").GetString());
+    }
+}

@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Reflection;
+using System.Text;
+
+namespace Health.Cluster.Tests;
+
+/// <summary>One <c>health-node run</c> in its own OS process, with its output kept for diagnosis.</summary>
+public sealed class NodeProcess : IDisposable
+{
+    private readonly string[] arguments;
+    private readonly StringBuilder output = new();
+    private Process? process;
+    private bool expectedRunning;
+
+    public NodeProcess(string nodeId, Uri httpUrl, string dataDirectory, IEnumerable<string> members)
+    {
+        NodeId = nodeId;
+        HttpUrl = httpUrl;
+        DataDirectory = dataDirectory;
+        arguments = ["run", "--node-id", nodeId, "--http", httpUrl.ToString(), "--data", dataDirectory, .. members.SelectMany(m => new[] { "--member", m })];
+    }
+
+    public string NodeId { get; }
+
+    public Uri HttpUrl { get; }
+
+    public string DataDirectory { get; }
+
+    public bool IsRunning => process is { HasExited: false };
+
+    /// <summary>Throws when the process exited although nobody killed it.</summary>
+    public void ThrowIfCrashed()
+    {
+        if (expectedRunning && process is { HasExited: true })
+            throw new InvalidOperationException($"{NodeId} exited with code {process.ExitCode}:\n{Output}");
+    }
+
+    public string Output
+    {
+        get
+        {
+            lock (output)
+                return output.ToString();
+        }
+    }
+
+    public void Start()
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(NodeExecutable());
+        foreach (var argument in arguments)
+            start.ArgumentList.Add(argument);
+        process = Process.Start(start) ?? throw new InvalidOperationException("The node process did not start.");
+        process.OutputDataReceived += (_, e) => Append(e.Data);
+        process.ErrorDataReceived += (_, e) => Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        expectedRunning = true;
+    }
+
+    /// <summary>kill -9: no shutdown code runs.</summary>
+    public void Kill()
+    {
+        expectedRunning = false;
+        if (process is { HasExited: false })
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+        }
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        process?.Dispose();
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+            return;
+        lock (output)
+            output.AppendLine(line);
+    }
+
+    private static string NodeExecutable()
+    {
+        var configuration = typeof(NodeProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "Configuration").Value;
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Health.sln")))
+            directory = directory.Parent;
+        var path = Path.Combine(directory?.FullName ?? ".", "FhirGateway", "bin", configuration!, "net10.0", "health-node.dll");
+        return File.Exists(path) ? path : throw new FileNotFoundException("Build the solution first; the node executable is missing.", path);
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
