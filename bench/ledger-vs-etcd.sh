@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Ledger append throughput side by side with a three-member etcd, in one run on this machine.
+# Runs ../shared/bench/etcd-baseline.sh (durable etcd puts of ~300-byte values driven by `hey`),
+# then starts three health-node processes on loopback and drives POST /ledger/entries on the
+# leader with the same `hey` settings (~300-byte entries, 1/16/256 clients), and prints the ratio.
+# Needs: apt-get install etcd-server etcd-client hey. Bounded counts; loopback only.
+# Usage: bench/ledger-vs-etcd.sh [N_PER_LEVEL]
+set -euo pipefail
+n=${1:-4000}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+shared=${SHARED_DIR:-$root/../shared}
+for tool in etcd etcdctl hey; do command -v $tool >/dev/null || { echo "missing $tool: apt-get install etcd-server etcd-client hey" >&2; exit 1; }; done
+
+dotnet build "$root/FhirGateway" -c Release -v q -nologo >/dev/null
+node_dll="$root/FhirGateway/bin/Release/net10.0/health-node.dll"
+
+etcd_out=$(bash "$shared/bench/etcd-baseline.sh" "$n")
+echo "$etcd_out"
+
+tmp=$(mktemp -d); pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+members=()
+for i in 1 2 3; do members+=(--member "node$i=127.0.0.1:2908$i=http://127.0.0.1:2808$i"); done
+for i in 1 2 3; do
+  dotnet "$node_dll" run --node-id node$i --http http://127.0.0.1:2808$i --data "$tmp/node$i" "${members[@]}" >"$tmp/node$i.log" 2>&1 &
+  pids+=($!)
+done
+leader=""
+for _ in $(seq 1 100); do
+  leader=$(curl -s http://127.0.0.1:28081/ledger/status 2>/dev/null | sed -n 's/.*"leaderId":"\(node[0-9]\)".*/\1/p') || true
+  [ -n "$leader" ] && break; sleep 0.2
+done
+[ -n "$leader" ] || { echo "no leader elected" >&2; cat "$tmp"/node*.log >&2; exit 1; }
+leader_url="http://127.0.0.1:2808${leader#node}"
+echo "health ledger, three nodes, leader $leader_url"
+
+payload=$(head -c 225 /dev/urandom | base64 -w0)   # 300 base64 characters, as the etcd values
+body="{\"kind\":\"NodeRemoved\",\"fields\":{\"nodeId\":\"bench\",\"reason\":\"$payload\"}}"
+declare -A ledger_rps
+for c in 1 16 256; do
+  out=$(hey -n "$n" -c "$c" -m POST -T application/json -d "$body" -t 10 "$leader_url/ledger/entries")
+  rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
+  p50=$(echo "$out" | awk '/ 50%/{print $3}'); p99=$(echo "$out" | awk '/ 99%/{print $3}')
+  ok=$(echo "$out" | awk '/\[201\]/{print $2}')
+  ledger_rps[$c]=$rps
+  echo "ledger append c=$c n=$n ok=$ok appends/s=$rps p50=${p50}s p99=${p99}s"
+  echo "$out" | sed -n "/Status code distribution/,/^$/p;/Error distribution/,\$p" | grep -v "^$" | sed "s/^/    /" | head -8 || true
+done
+final=$(curl -s "$leader_url/ledger/status" | sed -n 's/.*"treeSize":\([0-9]*\).*/\1/p')
+echo "ledger tree size after the run: $final entries"
+
+echo
+echo "clients  etcd puts/s  ledger appends/s  ratio"
+for c in 1 16 256; do
+  e=$(echo "$etcd_out" | awk -v c="c=$c" '$0 ~ "etcd put "c" " {for(i=1;i<=NF;i++) if ($i ~ /^puts\/s=/) {sub("puts/s=","",$i); print $i}}')
+  l=${ledger_rps[$c]}
+  awk -v c="$c" -v e="$e" -v l="$l" 'BEGIN { printf "%7s  %11.0f  %16.0f  %5.2fx\n", c, e, l, (e > 0 ? l / e : 0) }'
+done
