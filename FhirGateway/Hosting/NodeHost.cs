@@ -25,6 +25,7 @@ public static class NodeHost
         var kinds = new EntryKindRegistry();
         ConsentEntryKinds.RegisterIn(kinds);
         builder.Services.AddSingleton(kinds);
+        builder.Services.AddSingleton<IHostLifetime, CommandLineLifetime>();
         builder.Services.AddExceptionHandler<OperationOutcomeHandler>();
         builder.Services.AddProblemDetails();
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase);
