@@ -26,7 +26,17 @@ internal static class NodeCommands
             Required = true,
             AllowMultipleArgumentsPerToken = true,
         };
-        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { nodeId, http, data, members };
+        var snapshotInterval = new Option<long>("--snapshot-interval")
+        {
+            Description = "Raft entries between snapshots of the ledger projection; smaller keeps the write-ahead log shorter.",
+            DefaultValueFactory = _ => 2048,
+        };
+        snapshotInterval.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<long>() < 2)
+                r.AddError("--snapshot-interval must be at least 2.");
+        });
+        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { nodeId, http, data, members, snapshotInterval };
         command.SetAction(async (result, token) =>
         {
             var parsed = ParseMembers(result.GetValue(members)!);
@@ -36,7 +46,7 @@ internal static class NodeCommands
             var url = Uri.TryCreate(result.GetValue(http), UriKind.Absolute, out var parsedUrl) && parsedUrl.Scheme is "http" or "https"
                 ? parsedUrl
                 : throw new CommandLineFailure("--http must be an absolute http:// or https:// URL.");
-            var settings = new NodeSettings(id, url, result.GetValue(data)!.FullName, parsed);
+            var settings = new NodeSettings(id, url, result.GetValue(data)!.FullName, parsed) { SnapshotInterval = result.GetValue(snapshotInterval) };
             var app = await NodeHost.StartAsync(settings, token).ConfigureAwait(false);
             await using (app.ConfigureAwait(false))
                 await app.WaitForShutdownAsync(token).ConfigureAwait(false);

@@ -9,12 +9,16 @@ namespace Health.FhirGateway.Hosting;
 /// <param name="Members">Every voting member, this node included.</param>
 public sealed record NodeSettings(string NodeId, Uri HttpUrl, string DataDirectory, IReadOnlyList<LedgerMember> Members)
 {
+    /// <summary>Raft entries between snapshots (which compact the write-ahead log).</summary>
+    public long SnapshotInterval { get; init; } = 2048;
+
     /// <summary>The ledger's options for this node.</summary>
     public LedgerNodeOptions ToLedgerOptions() => new()
     {
         NodeId = NodeId,
         Members = Members,
         DataDirectory = Path.Combine(DataDirectory, "ledger"),
+        SnapshotInterval = SnapshotInterval,
     };
 
     /// <summary>

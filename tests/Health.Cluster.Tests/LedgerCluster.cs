@@ -10,11 +10,11 @@ public sealed class LedgerCluster : IDisposable
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private readonly string root = Directory.CreateTempSubdirectory("ledger-cluster").FullName;
 
-    public LedgerCluster(int size = 3)
+    public LedgerCluster(int size = 3, params string[] extraArguments)
     {
         var ports = Enumerable.Range(0, size).Select(_ => (Http: NodeProcess.FreePort(), Raft: NodeProcess.FreePort())).ToList();
         var members = ports.Select((p, i) => $"node{i + 1}=127.0.0.1:{p.Raft}=http://127.0.0.1:{p.Http}").ToList();
-        Nodes = ports.Select((p, i) => new NodeProcess($"node{i + 1}", new Uri($"http://127.0.0.1:{p.Http}"), Path.Combine(root, $"node{i + 1}"), members)).ToList();
+        Nodes = ports.Select((p, i) => new NodeProcess($"node{i + 1}", new Uri($"http://127.0.0.1:{p.Http}"), Path.Combine(root, $"node{i + 1}"), members, extraArguments)).ToList();
         foreach (var node in Nodes)
             node.Start();
     }

@@ -14,12 +14,12 @@ public sealed class NodeProcess : IDisposable
     private Process? process;
     private bool expectedRunning;
 
-    public NodeProcess(string nodeId, Uri httpUrl, string dataDirectory, IEnumerable<string> members)
+    public NodeProcess(string nodeId, Uri httpUrl, string dataDirectory, IEnumerable<string> members, IEnumerable<string> extraArguments)
     {
         NodeId = nodeId;
         HttpUrl = httpUrl;
         DataDirectory = dataDirectory;
-        arguments = ["run", "--node-id", nodeId, "--http", httpUrl.ToString(), "--data", dataDirectory, .. members.SelectMany(m => new[] { "--member", m })];
+        arguments = ["run", "--node-id", nodeId, "--http", httpUrl.ToString(), "--data", dataDirectory, .. members.SelectMany(m => new[] { "--member", m }), .. extraArguments];
     }
 
     public string NodeId { get; }
