@@ -36,7 +36,11 @@ internal static class NodeCommands
             if (r.GetValueOrDefault<long>() < 2)
                 r.AddError("--snapshot-interval must be at least 2.");
         });
-        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { nodeId, http, data, members, snapshotInterval };
+        var join = new Option<bool>("--join")
+        {
+            Description = "Join a running group: start without a Raft configuration and wait until an operator adds this node (POST /ledger/members on any member).",
+        };
+        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { nodeId, http, data, members, snapshotInterval, join };
         command.SetAction(async (result, token) =>
         {
             var parsed = ParseMembers(result.GetValue(members)!);
@@ -46,7 +50,7 @@ internal static class NodeCommands
             var url = Uri.TryCreate(result.GetValue(http), UriKind.Absolute, out var parsedUrl) && parsedUrl.Scheme is "http" or "https"
                 ? parsedUrl
                 : throw new CommandLineFailure("--http must be an absolute http:// or https:// URL.");
-            var settings = new NodeSettings(id, url, result.GetValue(data)!.FullName, parsed) { SnapshotInterval = result.GetValue(snapshotInterval) };
+            var settings = new NodeSettings(id, url, result.GetValue(data)!.FullName, parsed) { SnapshotInterval = result.GetValue(snapshotInterval), Join = result.GetValue(join) };
             var app = await NodeHost.StartAsync(settings, token).ConfigureAwait(false);
             await using (app.ConfigureAwait(false))
                 await app.WaitForShutdownAsync(token).ConfigureAwait(false);

@@ -27,7 +27,7 @@ internal sealed partial class OperationOutcomeHandler(ILogger<OperationOutcomeHa
             LedgerUnavailableException => (StatusCodes.Status503ServiceUnavailable, OperationOutcome.IssueType.Transient, "The ledger could not commit the request in time; retry later."),
             _ => (StatusCodes.Status500InternalServerError, OperationOutcome.IssueType.Exception, "An internal error occurred."),
         };
-        if (status >= 500)
+        if (status == StatusCodes.Status500InternalServerError)
             LogServerFailure(logger, context.TraceIdentifier, exception);
         else
             LogClientFailure(logger, context.TraceIdentifier, status, message);

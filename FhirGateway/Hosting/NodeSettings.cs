@@ -12,6 +12,9 @@ public sealed record NodeSettings(string NodeId, Uri HttpUrl, string DataDirecto
     /// <summary>Raft entries between snapshots (which compact the write-ahead log).</summary>
     public long SnapshotInterval { get; init; } = 2048;
 
+    /// <summary>Whether the node joins a running group and waits to be added.</summary>
+    public bool Join { get; init; }
+
     /// <summary>The ledger's options for this node.</summary>
     public LedgerNodeOptions ToLedgerOptions() => new()
     {
@@ -19,6 +22,7 @@ public sealed record NodeSettings(string NodeId, Uri HttpUrl, string DataDirecto
         Members = Members,
         DataDirectory = Path.Combine(DataDirectory, "ledger"),
         SnapshotInterval = SnapshotInterval,
+        Join = Join,
     };
 
     /// <summary>

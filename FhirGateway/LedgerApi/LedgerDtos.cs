@@ -72,3 +72,9 @@ public sealed record ReceiptDto(string Entry, long LeafIndex, IReadOnlyList<stri
 /// <param name="SecondRoot">Hex root at the newer size.</param>
 /// <param name="Path">Hex proof hashes.</param>
 public sealed record ConsistencyDto(long FirstSize, long SecondSize, string FirstRoot, string SecondRoot, IReadOnlyList<string> Path);
+
+/// <summary>A voting member to add.</summary>
+/// <param name="NodeId">Its id.</param>
+/// <param name="RaftEndPoint">Its Raft address, ip:port.</param>
+/// <param name="HttpUrl">Its HTTP base URL.</param>
+public sealed record MemberDto(string NodeId, string RaftEndPoint, string HttpUrl);

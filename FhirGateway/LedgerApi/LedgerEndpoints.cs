@@ -32,7 +32,11 @@ public static class LedgerEndpoints
         ledger.MapGet("/consistency", GetConsistency);
         ledger.MapGet("/status", (LedgerNode node) => TypedResults.Ok(node.Status()));
         ledger.MapGet("/keys", (LedgerNode node) => TypedResults.Ok(new Dictionary<string, string> { [node.SigningKey.KeyId] = node.SigningKey.PublicKeyPem() }));
+        ledger.MapPost("/members", AddMemberAsync).WithMetadata(new RequestSizeLimitAttribute(MaxAppendBody));
+        ledger.MapDelete("/members/{nodeId}", RemoveMemberAsync);
         app.MapPost(LedgerNode.ReplicatePath, AcceptForwardedAsync).WithMetadata(new RequestSizeLimitAttribute(MaxForwardedBody));
+        app.MapPost(LedgerNode.MembershipPath, AcceptForwardedMembershipAsync).WithMetadata(new RequestSizeLimitAttribute(MaxAppendBody));
+        app.MapDelete(LedgerNode.MembershipPath, AcceptForwardedMembershipAsync).WithMetadata(new RequestSizeLimitAttribute(MaxAppendBody));
         return app;
     }
 
@@ -148,6 +152,55 @@ public static class LedgerEndpoints
             throw RequestFailure.Invalid("The body is not an encoded batch.");
         }
 
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<Ok<LedgerStatus>> AddMemberAsync(HttpContext context, LedgerNode node, MemberDto member)
+    {
+        RequireLoopback(context);
+        LedgerMember parsed;
+        try
+        {
+            parsed = LedgerMember.Parse($"{member.NodeId}={member.RaftEndPoint}={member.HttpUrl}");
+        }
+        catch (FormatException e)
+        {
+            throw RequestFailure.Invalid(e.Message);
+        }
+
+        if (node.Members.Any(m => m.NodeId == parsed.NodeId || Equals(m.RaftEndPoint, parsed.RaftEndPoint)))
+            throw new RequestFailure(StatusCodes.Status409Conflict, Hl7.Fhir.Model.OperationOutcome.IssueType.Duplicate, $"{parsed.NodeId} or its Raft address is already a member.");
+        await node.AddMemberAsync(parsed, context.RequestAborted).ConfigureAwait(false);
+        return TypedResults.Ok(node.Status());
+    }
+
+    private static async Task<NoContent> RemoveMemberAsync(HttpContext context, LedgerNode node, string nodeId)
+    {
+        RequireLoopback(context);
+        if (node.Members.All(m => m.NodeId != nodeId))
+            throw RequestFailure.NotFound($"No member is called {nodeId}.");
+        await node.RemoveMemberAsync(nodeId, context.RequestAborted).ConfigureAwait(false);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<NoContent> AcceptForwardedMembershipAsync(HttpContext context, LedgerNode node)
+    {
+        RequireLoopback(context);
+        using var reader = new StreamReader(context.Request.Body);
+        LedgerMember member;
+        try
+        {
+            member = LedgerMember.Parse(await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false));
+        }
+        catch (FormatException e)
+        {
+            throw RequestFailure.Invalid(e.Message);
+        }
+
+        if (HttpMethods.IsDelete(context.Request.Method))
+            await node.RemoveMemberAsync(member.NodeId, context.RequestAborted).ConfigureAwait(false);
+        else
+            await node.AddMemberAsync(member, context.RequestAborted).ConfigureAwait(false);
         return TypedResults.NoContent();
     }
 

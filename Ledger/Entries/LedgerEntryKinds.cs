@@ -14,6 +14,13 @@ public static class LedgerEntryKinds
     /// <summary>A node removed from the consortium.</summary>
     public static readonly EntryKind NodeRemoved = EntryKind.Create("NodeRemoved", ["nodeId"], ["reason"]);
 
+    /// <summary>A voting member joined the Raft group; written by the leader after the configuration change.</summary>
+    public static readonly EntryKind MemberAdded = EntryKind.Create(
+        "MemberAdded", ["nodeId", "raftEndPoint", "httpUrl"], clientAppendable: false);
+
+    /// <summary>A voting member left the Raft group; written by the leader after the configuration change.</summary>
+    public static readonly EntryKind MemberRemoved = EntryKind.Create("MemberRemoved", ["nodeId"], clientAppendable: false);
+
     /// <summary>Every kind above.</summary>
-    public static IReadOnlyList<EntryKind> All { get; } = [Checkpoint, NodeAdmitted, NodeRemoved];
+    public static IReadOnlyList<EntryKind> All { get; } = [Checkpoint, NodeAdmitted, NodeRemoved, MemberAdded, MemberRemoved];
 }

@@ -98,10 +98,14 @@ public sealed partial class LedgerNode : IAsyncDisposable
             TransmissionBlockSize = 65536,
         };
         var storage = (InMemoryClusterConfigurationStorage<EndPoint>)configuration.ConfigurationStorage!;
-        var builder = storage.CreateInitialConfigurationBuilder();
-        foreach (var member in options.Members)
-            builder.Add(member.RaftEndPoint);
-        builder.Build();
+        // A joining node starts without a configuration and waits, frozen, until the leader adds it.
+        if (!options.Join)
+        {
+            var builder = storage.CreateInitialConfigurationBuilder();
+            foreach (var member in BuildDirectory(options.Members, store))
+                builder.Add(member.RaftEndPoint);
+            builder.Build();
+        }
 
         var cluster = new RaftCluster(configuration) { AuditTrail = log };
         var node = new LedgerNode(options, store, tree, stateMachine, log, cluster, signingKey, peerHandler, logger);
@@ -122,7 +126,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
     public LedgerStatus Status()
     {
         var leader = cluster.Leader?.EndPoint;
-        var members = options.Members.Select(m =>
+        var members = Members.Select(m =>
         {
             var peer = cluster.Members.FirstOrDefault(p => Equals(p.EndPoint, m.RaftEndPoint));
             var status = m.NodeId == NodeId ? "available" : peer?.Status.ToString().ToLowerInvariant() ?? "unknown";
@@ -143,7 +147,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
     }
 
     private LedgerMember? MemberAt(EndPoint? endPoint)
-        => endPoint is null ? null : options.Members.FirstOrDefault(m => Equals(m.RaftEndPoint, endPoint));
+        => endPoint is null ? null : Members.FirstOrDefault(m => Equals(m.RaftEndPoint, endPoint));
 
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()

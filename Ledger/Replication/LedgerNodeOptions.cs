@@ -9,6 +9,12 @@ public sealed record LedgerNodeOptions
     /// <summary>Every voting member, this node included.</summary>
     public required IReadOnlyList<LedgerMember> Members { get; init; }
 
+    /// <summary>
+    /// Whether this node joins a running group: it starts without a Raft configuration and serves
+    /// once a member adds it (<see cref="LedgerNode.AddMemberAsync"/>).
+    /// </summary>
+    public bool Join { get; init; }
+
     /// <summary>Directory holding the write-ahead log, snapshots, the projection and the node key.</summary>
     public required string DataDirectory { get; init; }
 

@@ -35,4 +35,13 @@ public sealed partial class LedgerStore
         using var connection = OpenReader();
         return connection.QuerySingleOrDefault<long?>("SELECT idx FROM checkpoints ORDER BY tree_size DESC LIMIT 1");
     }
+
+    /// <summary>Membership changes recorded on the ledger: members added (with their addresses) and ids removed.</summary>
+    public (IReadOnlyList<(string NodeId, string RaftEndPoint, string HttpUrl)> Added, IReadOnlySet<string> Removed) ReadMembershipChanges()
+    {
+        using var connection = OpenReader();
+        var rows = connection.Query<(string NodeId, string Raft, string Http, bool Removed)>("SELECT node_id, raft, http, removed FROM members").AsList();
+        return (rows.Where(r => !r.Removed).Select(r => (r.NodeId, r.Raft, r.Http)).ToList(),
+            rows.Where(r => r.Removed).Select(r => r.NodeId).ToHashSet(StringComparer.Ordinal));
+    }
 }

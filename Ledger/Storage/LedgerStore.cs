@@ -26,6 +26,11 @@ public sealed partial class LedgerStore : IDisposable
     /// <summary>Raft index of the last log entry reflected here.</summary>
     public long RaftIndex { get; private set; }
 
+    /// <summary>Changes whenever a membership entry is applied or the projection is replaced.</summary>
+    public long MembershipVersion => Volatile.Read(ref membershipVersion);
+
+    private long membershipVersion;
+
     /// <summary>Timestamp of the last applied entry.</summary>
     public long LastTimestamp { get; private set; }
 
@@ -41,6 +46,7 @@ public sealed partial class LedgerStore : IDisposable
             CREATE TABLE IF NOT EXISTS entries(idx INTEGER PRIMARY KEY, kind TEXT NOT NULL, ts INTEGER NOT NULL, leaf BLOB NOT NULL, body BLOB NOT NULL);
             CREATE TABLE IF NOT EXISTS batches(id BLOB PRIMARY KEY, first_idx INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS checkpoints(tree_size INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS members(node_id TEXT PRIMARY KEY, raft TEXT NOT NULL, http TEXT NOT NULL, removed INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS state(id INTEGER PRIMARY KEY CHECK (id = 1), raft_index INTEGER NOT NULL, last_ts INTEGER NOT NULL);
             INSERT OR IGNORE INTO state(id, raft_index, last_ts) VALUES (1, 0, 0);
             """);
@@ -86,7 +92,19 @@ public sealed partial class LedgerStore : IDisposable
             writer.Execute(
                 "INSERT INTO entries(idx, kind, ts, leaf, body) VALUES (@Index, @Kind, @Timestamp, @leaf, @body)",
                 new { entry.Index, entry.Kind, entry.Timestamp, leaf, body }, transaction);
-            if (entry.Kind == LedgerEntryKinds.Checkpoint.Name)
+            if (entry.Kind == LedgerEntryKinds.MemberAdded.Name)
+            {
+                writer.Execute(
+                    "INSERT OR REPLACE INTO members(node_id, raft, http, removed) VALUES (@nodeId, @raft, @http, 0)",
+                    new { nodeId = entry.Fields["nodeId"], raft = entry.Fields["raftEndPoint"], http = entry.Fields["httpUrl"] }, transaction);
+            }
+            else if (entry.Kind == LedgerEntryKinds.MemberRemoved.Name)
+            {
+                writer.Execute(
+                    "INSERT INTO members(node_id, raft, http, removed) VALUES (@nodeId, '', '', 1) ON CONFLICT(node_id) DO UPDATE SET removed = 1",
+                    new { nodeId = entry.Fields["nodeId"] }, transaction);
+            }
+            else if (entry.Kind == LedgerEntryKinds.Checkpoint.Name)
             {
                 writer.Execute(
                     "INSERT OR IGNORE INTO checkpoints(tree_size, idx) VALUES (@size, @Index)",
@@ -107,6 +125,8 @@ public sealed partial class LedgerStore : IDisposable
         var lastTimestamp = entries.Count > 0 ? entries[^1].Entry.Timestamp : LastTimestamp;
         writer.Execute("UPDATE state SET raft_index = @raftIndex, last_ts = @lastTimestamp WHERE id = 1", new { raftIndex, lastTimestamp }, transaction);
         transaction.Commit();
+        if (entries.Any(static e => e.Entry.Kind == LedgerEntryKinds.MemberAdded.Name || e.Entry.Kind == LedgerEntryKinds.MemberRemoved.Name))
+            Interlocked.Increment(ref membershipVersion);
         RaftIndex = raftIndex;
         LastTimestamp = lastTimestamp;
     }
@@ -142,6 +162,7 @@ public sealed partial class LedgerStore : IDisposable
             File.Delete(path + suffix);
         File.Copy(source, path, overwrite: true);
         writer = Open();
+        Interlocked.Increment(ref membershipVersion);
     }
 
     /// <inheritdoc/>

@@ -10,16 +10,30 @@ public sealed class LedgerCluster : IDisposable
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private readonly string root = Directory.CreateTempSubdirectory("ledger-cluster").FullName;
 
+    private readonly List<string> members;
+    private readonly List<NodeProcess> nodes;
+
     public LedgerCluster(int size = 3, params string[] extraArguments)
     {
         var ports = Enumerable.Range(0, size).Select(_ => (Http: NodeProcess.FreePort(), Raft: NodeProcess.FreePort())).ToList();
-        var members = ports.Select((p, i) => $"node{i + 1}=127.0.0.1:{p.Raft}=http://127.0.0.1:{p.Http}").ToList();
-        Nodes = ports.Select((p, i) => new NodeProcess($"node{i + 1}", new Uri($"http://127.0.0.1:{p.Http}"), Path.Combine(root, $"node{i + 1}"), members, extraArguments)).ToList();
-        foreach (var node in Nodes)
+        members = ports.Select((p, i) => $"node{i + 1}=127.0.0.1:{p.Raft}=http://127.0.0.1:{p.Http}").ToList();
+        nodes = ports.Select((p, i) => new NodeProcess($"node{i + 1}", new Uri($"http://127.0.0.1:{p.Http}"), Path.Combine(root, $"node{i + 1}"), members, extraArguments)).ToList();
+        foreach (var node in nodes)
             node.Start();
     }
 
-    public IReadOnlyList<NodeProcess> Nodes { get; }
+    public IReadOnlyList<NodeProcess> Nodes => nodes;
+
+    /// <summary>Starts one more node that waits to be added; returns it and its member record (id=raft=http).</summary>
+    public (NodeProcess Node, string Member) StartJoiningNode(string nodeId)
+    {
+        var (http, raft) = (NodeProcess.FreePort(), NodeProcess.FreePort());
+        var member = $"{nodeId}=127.0.0.1:{raft}=http://127.0.0.1:{http}";
+        var node = new NodeProcess(nodeId, new Uri($"http://127.0.0.1:{http}"), Path.Combine(root, nodeId), [.. members, member], ["--join"]);
+        nodes.Add(node);
+        node.Start();
+        return (node, member);
+    }
 
     public HttpClient Client { get; } = new() { Timeout = TimeSpan.FromSeconds(40) };
 
@@ -34,6 +48,20 @@ public sealed class LedgerCluster : IDisposable
             return null;
         }
     }
+
+    /// <summary>Waits until the node answers on /healthz.</summary>
+    public Task WaitForHealthAsync(NodeProcess node, CancellationToken token) => WaitUntilAsync(async () =>
+    {
+        try
+        {
+            using var response = await Client.GetAsync(new Uri(node.HttpUrl, "/healthz"), token);
+            return response.IsSuccessStatusCode ? node : null;
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+    }, token);
 
     /// <summary>Waits until every running node agrees on one leader.</summary>
     public Task<NodeProcess> WaitForLeaderAsync(CancellationToken token) => WaitUntilAsync(async () =>
