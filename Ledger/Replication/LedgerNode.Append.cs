@@ -110,7 +110,9 @@ public sealed partial class LedgerNode
                 deadline.Token).ConfigureAwait(false);
 
             // The leader answered after commit; this node applies it once it learns the commit index.
-            return await applied.WaitAsync(deadline.Token).ConfigureAwait(false);
+            var result = await applied.WaitAsync(deadline.Token).ConfigureAwait(false);
+            await EnsureMajorityDurableAsync(stateMachine.AppliedRaftIndex, deadline.Token).ConfigureAwait(false);
+            return result;
         }
         catch (OperationCanceledException e) when (!token.IsCancellationRequested)
         {
@@ -144,6 +146,10 @@ public sealed partial class LedgerNode
             throw new LedgerUnavailableException("This node is not the leader.");
         CommandBatch.Stamp(encoded, options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds());
         await cluster.ReplicateAsync(encoded, context: null, token).ConfigureAwait(false);
+
+        // Carry the new commit index to the followers now rather than at the next heartbeat, so
+        // they flush and apply it while the appender waits for a durable majority.
+        await ForceReplicationQuietlyAsync(token).ConfigureAwait(false);
     }
 
     private ResiliencePipeline CreateRetryPipeline() => new ResiliencePipelineBuilder()

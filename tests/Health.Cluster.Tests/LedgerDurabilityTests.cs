@@ -43,7 +43,7 @@ public sealed class LedgerDurabilityTests
                             acknowledged[id] = body.GetProperty("index").GetInt64();
                         }
                     }
-                    catch (HttpRequestException)
+                    catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !token.IsCancellationRequested)
                     {
                         // Not acknowledged: it may or may not be in the ledger, and is not counted.
                     }
