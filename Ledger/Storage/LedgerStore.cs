@@ -87,11 +87,18 @@ public sealed partial class LedgerStore : IDisposable
     internal void ApplyBatch(long raftIndex, Guid batchId, IReadOnlyList<(LedgerEntry Entry, byte[] Body, byte[] Leaf)> entries)
     {
         using var transaction = writer.BeginTransaction();
+        using var insert = writer.CreateCommand();
+        insert.Transaction = transaction;
+        insert.CommandText = "INSERT INTO entries(idx, kind, ts, leaf, body) VALUES ($idx, $kind, $ts, $leaf, $body)";
+        var (idx, kind, ts, leafParameter, bodyParameter) = (
+            insert.Parameters.Add("$idx", SqliteType.Integer), insert.Parameters.Add("$kind", SqliteType.Text),
+            insert.Parameters.Add("$ts", SqliteType.Integer), insert.Parameters.Add("$leaf", SqliteType.Blob),
+            insert.Parameters.Add("$body", SqliteType.Blob));
+        insert.Prepare();
         foreach (var (entry, body, leaf) in entries)
         {
-            writer.Execute(
-                "INSERT INTO entries(idx, kind, ts, leaf, body) VALUES (@Index, @Kind, @Timestamp, @leaf, @body)",
-                new { entry.Index, entry.Kind, entry.Timestamp, leaf, body }, transaction);
+            (idx.Value, kind.Value, ts.Value, leafParameter.Value, bodyParameter.Value) = (entry.Index, entry.Kind, entry.Timestamp, leaf, body);
+            insert.ExecuteNonQuery();
             if (entry.Kind == LedgerEntryKinds.MemberAdded.Name)
             {
                 writer.Execute(
