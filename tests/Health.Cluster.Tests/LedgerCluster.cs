@@ -83,6 +83,15 @@ public sealed class LedgerCluster : IDisposable
             : null;
     }, token);
 
+    /// <summary>Appends a NodeRemoved entry naming <paramref name="id"/> and returns its index; fails the test on any other answer than 201.</summary>
+    public async Task<long> AppendAsync(NodeProcess node, string id, CancellationToken token)
+    {
+        using var response = await Client.PostAsJsonAsync(new Uri(node.HttpUrl, "/ledger/entries"),
+            new { kind = "NodeRemoved", fields = new Dictionary<string, string> { ["nodeId"] = id } }, token);
+        Assert.Equal(System.Net.HttpStatusCode.Created, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>(token)).GetProperty("index").GetInt64();
+    }
+
     public async Task<List<JsonElement>> ReadAllEntriesAsync(NodeProcess node, long treeSize, CancellationToken token)
     {
         var entries = new List<JsonElement>();

@@ -14,7 +14,7 @@ public sealed class LedgerMembershipTests
         try
         {
             var leader = await cluster.WaitForLeaderAsync(token);
-            await AppendAsync(cluster, leader, "before-join", token);
+            await cluster.AppendAsync(leader, "before-join", token);
 
             var (joining, member) = cluster.StartJoiningNode("node4");
             await cluster.WaitForHealthAsync(joining, token);
@@ -25,7 +25,7 @@ public sealed class LedgerMembershipTests
                 Assert.Equal(HttpStatusCode.OK, added.StatusCode);
 
             // The new member takes appends and holds the same ledger as the others.
-            var index = await AppendAsync(cluster, joining, "through-node4", token);
+            var index = await cluster.AppendAsync(joining, "through-node4", token);
             var statuses = await cluster.WaitForConvergenceAsync(index, token);
             Assert.All(statuses, s => Assert.Equal(4, s.Members.Count));
 
@@ -38,7 +38,7 @@ public sealed class LedgerMembershipTests
             var stopped = cluster.Nodes.First(n => n != leader && n != removed && n.IsRunning);
             stopped.Kill();
 
-            var afterShrink = await AppendAsync(cluster, leader, "after-shrink", token);
+            var afterShrink = await cluster.AppendAsync(leader, "after-shrink", token);
             var remaining = await cluster.WaitForConvergenceAsync(afterShrink, token);
             Assert.All(remaining, s => Assert.Equal(3, s.Members.Count));
             Assert.All(remaining, s => Assert.DoesNotContain(s.Members, m => m.NodeId == removed.NodeId));
@@ -65,13 +65,5 @@ public sealed class LedgerMembershipTests
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
         using var missing = await cluster.Client.DeleteAsync(new Uri(leader.HttpUrl, "/ledger/members/node9"), timeout.Token);
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
-    }
-
-    private static async Task<long> AppendAsync(LedgerCluster cluster, NodeProcess node, string id, CancellationToken token)
-    {
-        using var response = await cluster.Client.PostAsJsonAsync(new Uri(node.HttpUrl, "/ledger/entries"),
-            new { kind = "NodeRemoved", fields = new Dictionary<string, string> { ["nodeId"] = id } }, token);
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        return (await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>(token)).GetProperty("index").GetInt64();
     }
 }
