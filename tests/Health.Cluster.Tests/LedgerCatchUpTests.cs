@@ -1,5 +1,3 @@
-using System.Net.Http.Json;
-
 namespace Health.Cluster.Tests;
 
 public sealed class LedgerCatchUpTests
