@@ -11,5 +11,4 @@ RUN useradd --uid 10001 --create-home node && mkdir -p /data && chown node /data
 USER node
 VOLUME /data
 EXPOSE 8080 9080
-HEALTHCHECK --interval=10s --timeout=3s CMD ["dotnet", "health-node.dll", "--help"]
 ENTRYPOINT ["dotnet", "health-node.dll"]
