@@ -13,7 +13,10 @@ internal static class Demo
         {
             foreach (var member in members)
             {
-                var settings = new NodeSettings(member.NodeId, member.HttpUrl, Path.Combine(data.FullName, member.NodeId), members);
+                var settings = new NodeSettings(member.NodeId, member.HttpUrl, Path.Combine(data.FullName, member.NodeId), members)
+                {
+                    PseudonymKeyFile = Path.Combine(data.FullName, "consortium-pseudonym.key"),
+                };
                 apps.Add(await NodeHost.StartAsync(settings, token, l => l.SetMinimumLevel(LogLevel.Warning)).ConfigureAwait(false));
             }
 

@@ -40,7 +40,11 @@ internal static class NodeCommands
         {
             Description = "Join a running group: start without a Raft configuration and wait until an operator adds this node (POST /ledger/members on any member).",
         };
-        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { nodeId, http, data, members, snapshotInterval, join };
+        var pseudonymKey = new Option<FileInfo>("--pseudonym-key")
+        {
+            Description = "The consortium's shared pseudonym key file (base64, 32 bytes); made on first start when missing.",
+        };
+        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { nodeId, http, data, members, snapshotInterval, join, pseudonymKey };
         command.SetAction(async (result, token) =>
         {
             var parsed = ParseMembers(result.GetValue(members)!);
@@ -50,7 +54,11 @@ internal static class NodeCommands
             var url = Uri.TryCreate(result.GetValue(http), UriKind.Absolute, out var parsedUrl) && parsedUrl.Scheme is "http" or "https"
                 ? parsedUrl
                 : throw new CommandLineFailure("--http must be an absolute http:// or https:// URL.");
-            var settings = new NodeSettings(id, url, result.GetValue(data)!.FullName, parsed) { SnapshotInterval = result.GetValue(snapshotInterval), Join = result.GetValue(join) };
+            var settings = new NodeSettings(id, url, result.GetValue(data)!.FullName, parsed) {
+                SnapshotInterval = result.GetValue(snapshotInterval),
+                Join = result.GetValue(join),
+                PseudonymKeyFile = result.GetValue(pseudonymKey)?.FullName,
+            };
             var app = await NodeHost.StartAsync(settings, token).ConfigureAwait(false);
             await using (app.ConfigureAwait(false))
                 await app.WaitForShutdownAsync(token).ConfigureAwait(false);

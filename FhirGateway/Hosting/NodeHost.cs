@@ -1,5 +1,7 @@
 using Health.Consent;
 using Health.FhirGateway.Errors;
+using Health.FhirGateway.Fhir;
+using Health.FhirGateway.Records;
 using Health.FhirGateway.LedgerApi;
 using Health.Ledger.Entries;
 using Health.Ledger.Replication;
@@ -26,6 +28,7 @@ public static class NodeHost
         ConsentEntryKinds.RegisterIn(kinds);
         builder.Services.AddSingleton(kinds);
         builder.Services.AddSingleton<IHostLifetime, CommandLineLifetime>();
+        AddRecords(builder.Services, settings);
         builder.Services.AddExceptionHandler<OperationOutcomeHandler>();
         builder.Services.AddProblemDetails();
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase);
@@ -49,7 +52,21 @@ public static class NodeHost
         });
         app.MapGet("/healthz", () => TypedResults.Ok(new { status = "up" }));
         app.MapLedgerApi();
+        app.MapFhirApi();
         await app.StartAsync(token).ConfigureAwait(false);
         return app;
+    }
+
+    private static void AddRecords(IServiceCollection services, NodeSettings settings)
+    {
+        var keys = NodeKeys.Load(
+            Path.Combine(settings.DataDirectory, "keys", "master.key"),
+            settings.PseudonymKeyFile ?? Path.Combine(settings.DataDirectory, "keys", "pseudonym.key"));
+        Directory.CreateDirectory(Path.Combine(settings.DataDirectory, "records"));
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(new RecordStore(Path.Combine(settings.DataDirectory, "records", "records.db"), keys.MasterKey));
+        services.AddSingleton(new SearchIndexer(keys.IndexKey));
+        services.AddSingleton(new PatientPseudonyms(keys.PseudonymKey));
+        services.AddSingleton<TransactionProcessor>();
     }
 }

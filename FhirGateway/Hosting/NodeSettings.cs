@@ -12,6 +12,9 @@ public sealed record NodeSettings(string NodeId, Uri HttpUrl, string DataDirecto
     /// <summary>Raft entries between snapshots (which compact the write-ahead log).</summary>
     public long SnapshotInterval { get; init; } = 2048;
 
+    /// <summary>The consortium's shared pseudonym key file; every member must use the same key.</summary>
+    public string? PseudonymKeyFile { get; init; }
+
     /// <summary>Whether the node joins a running group and waits to be added.</summary>
     public bool Join { get; init; }
 

@@ -10,6 +10,9 @@ public sealed class LedgerCluster : IDisposable
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private readonly string root = Directory.CreateTempSubdirectory("ledger-cluster").FullName;
 
+    /// <summary>The folder holding every node's data directory.</summary>
+    public string Root => root;
+
     private readonly List<string> members;
     private readonly List<NodeProcess> nodes;
 

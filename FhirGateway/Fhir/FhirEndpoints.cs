@@ -1,0 +1,160 @@
+using System.Globalization;
+using System.Net;
+using Health.Consent;
+using Health.FhirGateway.Errors;
+using Health.FhirGateway.Records;
+using Health.Ledger.Entries;
+using Health.Ledger.Replication;
+using Hl7.Fhir.Model;
+using Microsoft.AspNetCore.Mvc;
+using Task = System.Threading.Tasks.Task;
+
+namespace Health.FhirGateway.Fhir;
+
+/// <summary>
+/// The FHIR R4 API at <c>/fhir</c>: capability statement, transaction ingest, read, vread and
+/// search over the encrypted record store, and the operator's crypto-shredding operation.
+/// </summary>
+public static partial class FhirEndpoints
+{
+    /// <summary>Largest request body, in bytes.</summary>
+    public const long MaxBody = 32L * 1024 * 1024;
+
+    private const int DefaultPage = 50;
+    private const int MaxPage = 500;
+
+    /// <summary>Maps the routes.</summary>
+    public static IEndpointRouteBuilder MapFhirApi(this IEndpointRouteBuilder app)
+    {
+        var fhir = app.MapGroup("/fhir").AddEndpointFilter(RequireLoopbackAsync);
+        fhir.MapGet("/metadata", (HttpContext context) => WriteAsync(context, Capabilities.Statement(context)));
+        fhir.MapPost("/", TransactionAsync).WithMetadata(new RequestSizeLimitAttribute(MaxBody));
+        fhir.MapGet("/{type}", SearchAsync);
+        fhir.MapGet("/{type}/{id}", ReadAsync);
+        fhir.MapGet("/{type}/{id}/_history/{version}", VersionReadAsync);
+        fhir.MapPost("/Patient/{id}/$crypto-shred", ShredAsync);
+        return app;
+    }
+
+    private static async Task TransactionAsync(HttpContext context, TransactionProcessor processor, PatientPseudonyms pseudonyms, LedgerNode ledger)
+    {
+        RequireFhirJson(context);
+        if (await FhirJson.ReadAsync(context.Request.Body, context.RequestAborted).ConfigureAwait(false) is not Bundle bundle)
+            throw RequestFailure.Invalid("POST a transaction Bundle to the base.");
+        var outcome = processor.Process(bundle);
+
+        // One locator per patient per bundle; the patient appears on the ledger only as a pseudonym.
+        foreach (var patient in outcome.Patients)
+        {
+            if (pseudonyms.KeyOf(patient) is not { } patientKey)
+                continue;
+            var command = new LedgerCommand(ConsentEntryKinds.RecordsLocated.Name, new Dictionary<string, string>
+            {
+                ["patientKey"] = patientKey,
+                ["custodian"] = ledger.NodeId,
+                ["contentHash"] = TransactionProcessor.ContentHash(outcome.ByPatient.GetValueOrDefault(patient.Id!, [])),
+            });
+            var located = await ledger.AppendAsync(command, context.RequestAborted).ConfigureAwait(false);
+            context.Response.Headers["X-Ledger-Index"] = located.Index.ToString(CultureInfo.InvariantCulture);
+        }
+
+        await WriteAsync(context, outcome.Response).ConfigureAwait(false);
+    }
+
+    private static async Task ReadAsync(HttpContext context, RecordStore store, string type, string id)
+        => await WriteStoredAsync(context, Read(store, type, id, null)).ConfigureAwait(false);
+
+    private static async Task VersionReadAsync(HttpContext context, RecordStore store, string type, string id, string version)
+    {
+        if (!int.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var number) || number < 1)
+            throw RequestFailure.NotFound($"{type}/{id} has no version {version}.");
+        await WriteStoredAsync(context, Read(store, type, id, number)).ConfigureAwait(false);
+    }
+
+    private static StoredResource Read(RecordStore store, string type, string id, int? version)
+    {
+        RequireKnownType(type);
+        try
+        {
+            return store.Read(type, id, version) ?? throw RequestFailure.NotFound($"{type}/{id}{(version is null ? string.Empty : $"/_history/{version}")} is not known.");
+        }
+        catch (ResourceGoneException e)
+        {
+            throw new RequestFailure(StatusCodes.Status410Gone, OperationOutcome.IssueType.Deleted, e.Message);
+        }
+    }
+
+    private static async Task SearchAsync(HttpContext context, RecordStore store, SearchIndexer indexer, string type)
+    {
+        RequireKnownType(type);
+        var query = SearchQuery.Parse(type, context.Request.Query, indexer, Strict(context));
+        var (page, total, next) = store.Search(type, query.Criteria, query.Count, query.After);
+        var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Total = (int)long.Min(total, int.MaxValue) };
+        var self = $"{Base(context)}/{type}{context.Request.QueryString}";
+        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = self });
+        if (next is { } cursor)
+            bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = $"{Base(context)}/{type}?{query.NextQuery(cursor)}" });
+        foreach (var resource in page)
+        {
+            bundle.Entry.Add(new Bundle.EntryComponent
+            {
+                FullUrl = $"{Base(context)}/{type}/{resource.Id}",
+                Resource = FhirJson.Parse(resource.Json),
+                Search = new Bundle.SearchComponent { Mode = Bundle.SearchEntryMode.Match },
+            });
+        }
+
+        await WriteAsync(context, bundle).ConfigureAwait(false);
+    }
+
+    private static async Task ShredAsync(HttpContext context, RecordStore store, string id)
+    {
+        if (!store.Shred(id))
+            throw RequestFailure.NotFound($"Patient/{id} has no records here.");
+        await WriteAsync(context, new OperationOutcome
+        {
+            Issue = [new OperationOutcome.IssueComponent { Severity = OperationOutcome.IssueSeverity.Information, Code = OperationOutcome.IssueType.Informational, Diagnostics = $"The data key of Patient/{id} was destroyed; its records can no longer be read." }],
+        }).ConfigureAwait(false);
+    }
+
+    private static async Task WriteStoredAsync(HttpContext context, StoredResource resource)
+    {
+        context.Response.Headers.ETag = $"W/\"{resource.Version.ToString(CultureInfo.InvariantCulture)}\"";
+        context.Response.Headers.LastModified = DateTimeOffset.FromUnixTimeMilliseconds(resource.LastUpdated).ToString("R", CultureInfo.InvariantCulture);
+        context.Response.ContentType = "application/fhir+json; charset=utf-8";
+        await context.Response.Body.WriteAsync(resource.Json, context.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes a resource as the response.</summary>
+    public static async Task WriteAsync(HttpContext context, Resource resource)
+    {
+        context.Response.ContentType = "application/fhir+json; charset=utf-8";
+        await context.Response.Body.WriteAsync(FhirJson.ToUtf8(resource), context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private static string Base(HttpContext context) => $"{context.Request.Scheme}://{context.Request.Host}/fhir";
+
+    private static bool Strict(HttpContext context)
+        => context.Request.Headers["Prefer"].Any(p => p is not null && p.Replace(" ", string.Empty, StringComparison.Ordinal).Contains("handling=strict", StringComparison.OrdinalIgnoreCase));
+
+    private static void RequireKnownType(string type)
+    {
+        if (!Capabilities.StoredTypes.Contains(type))
+            throw new RequestFailure(StatusCodes.Status404NotFound, OperationOutcome.IssueType.NotSupported, $"Resource type '{(type.Length > 64 ? type[..64] : type)}' is not supported.");
+    }
+
+    private static void RequireFhirJson(HttpContext context)
+    {
+        var mediaType = context.Request.ContentType?.Split(';')[0].Trim();
+        if (mediaType is not ("application/fhir+json" or "application/json"))
+            throw new RequestFailure(StatusCodes.Status415UnsupportedMediaType, OperationOutcome.IssueType.NotSupported, "Send FHIR resources as application/fhir+json.");
+    }
+
+    // Until bearer tokens gate the FHIR API, only processes on this machine may use it.
+    private static ValueTask<object?> RequireLoopbackAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        if (context.HttpContext.Connection.RemoteIpAddress is not { } address || !IPAddress.IsLoopback(address))
+            throw RequestFailure.Forbidden("The FHIR API accepts requests from this machine only until sign-in is configured.");
+        return next(context);
+    }
+}

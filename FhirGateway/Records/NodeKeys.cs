@@ -1,0 +1,71 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Health.FhirGateway.Records;
+
+/// <summary>
+/// The node's secret keys. The master key (32 random bytes, from a key file or the
+/// <c>HEALTH_MASTER_KEY</c> environment variable, base64) wraps every patient's data key; the
+/// search-index key is derived from it. The pseudonym key is shared by the whole consortium and
+/// turns a patient's identifier into the patient key used on the ledger.
+/// </summary>
+public sealed class NodeKeys
+{
+    private const string MasterKeyVariable = "HEALTH_MASTER_KEY";
+
+    private NodeKeys(byte[] master, byte[] pseudonym)
+    {
+        MasterKey = master;
+        IndexKey = HKDF.DeriveKey(HashAlgorithmName.SHA256, master, 32, info: Encoding.ASCII.GetBytes("health-ledger search index v1"));
+        PseudonymKey = pseudonym;
+    }
+
+    /// <summary>Wraps patients' data keys.</summary>
+    public byte[] MasterKey { get; }
+
+    /// <summary>Keys the HMAC tokens of the search index.</summary>
+    public byte[] IndexKey { get; }
+
+    /// <summary>Keys the consortium-wide patient pseudonyms.</summary>
+    public byte[] PseudonymKey { get; }
+
+    /// <summary>
+    /// Loads the keys, creating missing key files (owner-readable only) on first start; the
+    /// environment variable, when set, takes precedence over the master key file.
+    /// </summary>
+    public static NodeKeys Load(string masterKeyFile, string pseudonymKeyFile)
+    {
+        var master = Environment.GetEnvironmentVariable(MasterKeyVariable) is { Length: > 0 } fromEnvironment
+            ? Decode(fromEnvironment, MasterKeyVariable)
+            : LoadOrCreate(masterKeyFile);
+        return new NodeKeys(master, LoadOrCreate(pseudonymKeyFile));
+    }
+
+    /// <summary>Reads a base64 key file or creates one with 32 random bytes.</summary>
+    public static byte[] LoadOrCreate(string path)
+    {
+        if (File.Exists(path))
+            return Decode(File.ReadAllText(path).Trim(), path);
+        var key = RandomNumberGenerator.GetBytes(32);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using var file = new StreamWriter(path, options);
+        file.Write(Convert.ToBase64String(key));
+        return key;
+    }
+
+    private static byte[] Decode(string base64, string source)
+    {
+        try
+        {
+            var key = Convert.FromBase64String(base64);
+            return key.Length == 32 ? key : throw new InvalidOperationException($"The key from {source} must be 32 bytes.");
+        }
+        catch (FormatException e)
+        {
+            throw new InvalidOperationException($"The key from {source} is not base64.", e);
+        }
+    }
+}

@@ -1,0 +1,21 @@
+using System.Security.Cryptography;
+using System.Text;
+using Hl7.Fhir.Model;
+
+namespace Health.FhirGateway.Records;
+
+/// <summary>
+/// The consortium-wide pseudonym of a patient, as the ledger knows them: HMAC-SHA256 of the
+/// patient's shared identifier (system|value) under the consortium's pseudonym key.
+/// </summary>
+public sealed class PatientPseudonyms(byte[] pseudonymKey, string identifierSystem = PatientPseudonyms.SsnSystem)
+{
+    /// <summary>The US Social Security Number identifier system, which the Synthea data carries.</summary>
+    public const string SsnSystem = "http://hl7.org/fhir/sid/us-ssn";
+
+    /// <summary>The patient key, or null when the patient has no identifier of the configured system.</summary>
+    public string? KeyOf(Patient patient)
+        => patient.Identifier.FirstOrDefault(i => i.System == identifierSystem && !string.IsNullOrEmpty(i.Value)) is { } identifier
+            ? Convert.ToHexStringLower(HMACSHA256.HashData(pseudonymKey, Encoding.UTF8.GetBytes(identifierSystem + "|" + identifier.Value)))
+            : null;
+}

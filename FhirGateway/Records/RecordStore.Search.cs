@@ -1,0 +1,86 @@
+using System.Globalization;
+using System.Text;
+using Dapper;
+
+namespace Health.FhirGateway.Records;
+
+public sealed partial class RecordStore
+{
+    /// <summary>
+    /// Current resources of a type matching every criterion, in insertion order after
+    /// <paramref name="afterSequence"/>; the order never changes, so paging is stable while others write.
+    /// </summary>
+    /// <returns>The page, the total number of matches, and the cursor of the next page (null on the last page).</returns>
+    public (IReadOnlyList<StoredResource> Page, long Total, long? Next) Search(string type, IReadOnlyList<SearchCriterion> criteria, int count, long afterSequence)
+    {
+        var where = new StringBuilder("c.type = @type AND c.deleted = 0 AND c.owner NOT IN (SELECT owner FROM data_keys WHERE shredded = 1)");
+        var parameters = new DynamicParameters(new { type });
+        for (var i = 0; i < criteria.Count; i++)
+        {
+            var criterion = criteria[i];
+            var p = $"p{i.ToString(CultureInfo.InvariantCulture)}";
+            parameters.Add(p, criterion.Parameter.Name);
+            if (criterion.Parameter.Kind == SearchKind.Date)
+            {
+                parameters.Add(p + "low", criterion.Low);
+                parameters.Add(p + "high", criterion.High);
+                var comparison = criterion.Prefix switch
+                {
+                    "ge" => $"d.high >= @{p}low",
+                    "gt" => $"d.high > @{p}high",
+                    "le" => $"d.low <= @{p}high",
+                    "lt" => $"d.low < @{p}low",
+                    "ne" => $"NOT (d.low >= @{p}low AND d.high <= @{p}high)",
+                    _ => $"d.low >= @{p}low AND d.high <= @{p}high",
+                };
+                where.Append(CultureInfo.InvariantCulture, $" AND EXISTS (SELECT 1 FROM search_dates d WHERE d.type = c.type AND d.id = c.id AND d.param = @{p} AND {comparison})");
+            }
+            else
+            {
+                parameters.Add(p + "tokens", criterion.Tokens.ToList());
+                where.Append(CultureInfo.InvariantCulture, $" AND EXISTS (SELECT 1 FROM search_tokens t WHERE t.type = c.type AND t.id = c.id AND t.param = @{p} AND t.token IN @{p}tokens)");
+            }
+        }
+
+        using var connection = Open();
+        var total = connection.QuerySingle<long>($"SELECT COUNT(*) FROM current c WHERE {where}", parameters);
+        if (count == 0)
+            return ([], total, null);
+        parameters.Add("after", afterSequence);
+        parameters.Add("limit", count + 1);
+        var rows = connection.Query<(long Seq, string Id, int Version, string Owner, long LastUpdated)>(
+            $"SELECT c.seq, c.id, c.version, c.owner, c.last_updated FROM current c WHERE {where} AND c.seq > @after ORDER BY c.seq LIMIT @limit",
+            parameters).AsList();
+        var page = new List<StoredResource>(int.Min(rows.Count, count));
+        var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var row in rows.Take(count))
+        {
+            if (!keys.TryGetValue(row.Owner, out var key))
+                keys[row.Owner] = key = DataKey(connection, null, row.Owner, create: false);
+            var body = connection.QuerySingle<byte[]>(
+                "SELECT body FROM versions WHERE type = @type AND id = @Id AND version = @Version", new { type, row.Id, row.Version });
+            page.Add(new StoredResource(type, row.Id, row.Version, row.Owner, row.LastUpdated,
+                RecordCipher.Open(key, body, RecordCipher.ResourceBinding(type, row.Id, row.Version))));
+        }
+
+        return (page, total, rows.Count > count ? rows[count - 1].Seq : null);
+    }
+
+    /// <summary>Ids of current resources of a type carrying an index token (for conditional references and creates).</summary>
+    public IReadOnlyList<string> FindByToken(string type, string param, byte[] token)
+    {
+        using var connection = Open();
+        return connection.Query<string>("""
+            SELECT DISTINCT t.id FROM search_tokens t JOIN current c ON c.type = t.type AND c.id = t.id
+            WHERE t.type = @type AND t.param = @param AND t.token = @token AND c.deleted = 0 LIMIT 2
+            """, new { type, param, token }).AsList();
+    }
+
+    /// <summary>Number of current resources per type.</summary>
+    public IReadOnlyDictionary<string, long> CountByType()
+    {
+        using var connection = Open();
+        return connection.Query<(string Type, long Count)>("SELECT type, COUNT(*) FROM current WHERE deleted = 0 GROUP BY type")
+            .ToDictionary(r => r.Type, r => r.Count, StringComparer.Ordinal);
+    }
+}

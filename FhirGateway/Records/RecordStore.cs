@@ -1,0 +1,122 @@
+using Dapper;
+using Microsoft.Data.Sqlite;
+
+namespace Health.FhirGateway.Records;
+
+/// <summary>
+/// The custodian's FHIR resources in SQLite: every version's body sealed under its patient's
+/// data key, the current version of each resource, and a search index of HMAC tokens and date
+/// ranges. Nothing in the file is readable PHI.
+/// </summary>
+public sealed partial class RecordStore : IDisposable
+{
+    /// <summary>Owner of the data key for resources outside any patient's compartment.</summary>
+    public const string NodeOwner = "";
+
+    private readonly string connectionString;
+    private readonly byte[] masterKey;
+
+    /// <summary>Opens (creating if needed) the store at <paramref name="path"/>.</summary>
+    public RecordStore(string path, byte[] masterKey)
+    {
+        this.masterKey = masterKey;
+        connectionString = new SqliteConnectionStringBuilder { DataSource = Path.GetFullPath(path), Pooling = true }.ToString();
+        using var connection = Open();
+        connection.Execute("""
+            PRAGMA journal_mode = WAL;
+            CREATE TABLE IF NOT EXISTS data_keys(owner TEXT PRIMARY KEY, wrapped BLOB, shredded INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE IF NOT EXISTS current(seq INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+                owner TEXT NOT NULL, last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, UNIQUE(type, id));
+            CREATE TABLE IF NOT EXISTS versions(type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, last_updated INTEGER NOT NULL,
+                deleted INTEGER NOT NULL DEFAULT 0, body BLOB, PRIMARY KEY(type, id, version)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS search_tokens(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, token BLOB NOT NULL);
+            CREATE INDEX IF NOT EXISTS search_tokens_lookup ON search_tokens(type, param, token);
+            CREATE INDEX IF NOT EXISTS search_tokens_owner ON search_tokens(type, id);
+            CREATE TABLE IF NOT EXISTS search_dates(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL);
+            CREATE INDEX IF NOT EXISTS search_dates_lookup ON search_dates(type, param, low);
+            CREATE INDEX IF NOT EXISTS search_dates_owner ON search_dates(type, id);
+            """);
+    }
+
+    /// <summary>Opens a connection to the store.</summary>
+    public SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(connectionString);
+        connection.Open();
+        return connection;
+    }
+
+    /// <summary>The data key of an owner (a patient id, or <see cref="NodeOwner"/>), created on first use.</summary>
+    /// <exception cref="ResourceGoneException">The owner's key was destroyed.</exception>
+    public byte[] DataKey(SqliteConnection connection, SqliteTransaction? transaction, string owner, bool create)
+    {
+        var row = connection.QuerySingleOrDefault<(byte[]? Wrapped, bool Shredded)?>(
+            "SELECT wrapped, shredded FROM data_keys WHERE owner = @owner", new { owner }, transaction);
+        if (row is { Shredded: true })
+            throw new ResourceGoneException("The records of this patient were erased.");
+        if (row is { Wrapped: { } wrapped })
+            return RecordCipher.Open(masterKey, wrapped, RecordCipher.KeyBinding(owner));
+        if (!create)
+            throw new InvalidOperationException("No data key exists for this owner.");
+        var key = RecordCipher.NewDataKey();
+        connection.Execute("INSERT INTO data_keys(owner, wrapped) VALUES (@owner, @wrapped)",
+            new { owner, wrapped = RecordCipher.Seal(masterKey, key, RecordCipher.KeyBinding(owner)) }, transaction);
+        return key;
+    }
+
+    /// <summary>
+    /// Destroys a patient's data key: every version of every resource in the patient's compartment
+    /// can no longer be decrypted, and reads answer 410.
+    /// </summary>
+    /// <returns>Whether the patient had records here.</returns>
+    public bool Shred(string patientId)
+    {
+        using var connection = Open();
+        return connection.Execute("UPDATE data_keys SET wrapped = NULL, shredded = 1 WHERE owner = @patientId AND owner <> ''", new { patientId }) > 0;
+    }
+
+    /// <summary>Writes one new version of a resource with its index rows, inside the caller's transaction.</summary>
+    public void Write(SqliteConnection connection, SqliteTransaction transaction, StoredResource resource, byte[] dataKey,
+        IReadOnlyList<(string Param, byte[] Token)> tokens, IReadOnlyList<(string Param, long Low, long High)> dates)
+    {
+        var body = RecordCipher.Seal(dataKey, resource.Json, RecordCipher.ResourceBinding(resource.Type, resource.Id, resource.Version));
+        connection.Execute(
+            "INSERT INTO versions(type, id, version, last_updated, body) VALUES (@Type, @Id, @Version, @LastUpdated, @body)",
+            new { resource.Type, resource.Id, resource.Version, resource.LastUpdated, body }, transaction);
+        connection.Execute("""
+            INSERT INTO current(type, id, version, owner, last_updated) VALUES (@Type, @Id, @Version, @Owner, @LastUpdated)
+            ON CONFLICT(type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated, deleted = 0
+            """, resource, transaction);
+        connection.Execute("DELETE FROM search_tokens WHERE type = @Type AND id = @Id", resource, transaction);
+        connection.Execute("DELETE FROM search_dates WHERE type = @Type AND id = @Id", resource, transaction);
+        connection.Execute("INSERT INTO search_tokens(type, id, param, token) VALUES (@Type, @Id, @Param, @Token)",
+            tokens.Select(t => new { resource.Type, resource.Id, t.Param, t.Token }), transaction);
+        connection.Execute("INSERT INTO search_dates(type, id, param, low, high) VALUES (@Type, @Id, @Param, @Low, @High)",
+            dates.Select(d => new { resource.Type, resource.Id, d.Param, d.Low, d.High }), transaction);
+    }
+
+    /// <summary>The current version of a resource, or a specific one.</summary>
+    /// <returns>Null when no such resource or version exists.</returns>
+    /// <exception cref="ResourceGoneException">It was deleted or its patient's records were erased.</exception>
+    public StoredResource? Read(string type, string id, int? version = null)
+    {
+        using var connection = Open();
+        var row = connection.QuerySingleOrDefault<(int Version, string Owner, long LastUpdated, bool Deleted)?>(
+            "SELECT version, owner, last_updated, deleted FROM current WHERE type = @type AND id = @id", new { type, id });
+        if (row is not { } current)
+            return null;
+        var wanted = version ?? current.Version;
+        var stored = connection.QuerySingleOrDefault<(long LastUpdated, bool Deleted, byte[]? Body)?>(
+            "SELECT last_updated, deleted, body FROM versions WHERE type = @type AND id = @id AND version = @wanted", new { type, id, wanted });
+        if (stored is not { } found)
+            return null;
+        if (found.Deleted || (version is null && current.Deleted))
+            throw new ResourceGoneException($"{type}/{id} was deleted.");
+        var key = DataKey(connection, null, current.Owner, create: false);
+        var json = RecordCipher.Open(key, found.Body, RecordCipher.ResourceBinding(type, id, wanted));
+        return new StoredResource(type, id, wanted, current.Owner, found.LastUpdated, json);
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => SqliteConnection.ClearAllPools();
+}
