@@ -12,10 +12,10 @@ public sealed class LoadedCluster : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        if (SyntheaData.Folder is null)
-            return;
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
         await Cluster.WaitForLeaderAsync(timeout.Token);
+        if (SyntheaData.Folder is null)
+            return;
         foreach (var file in SyntheaData.OrganizationAndPractitionerBundles.Concat(SyntheaData.PatientBundles))
         {
             using var response = await PostBundleAsync(File.ReadAllBytes(file), timeout.Token);
