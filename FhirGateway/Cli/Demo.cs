@@ -5,8 +5,10 @@ namespace Health.FhirGateway.Cli;
 /// <summary>The demo: three provider nodes in this process, on loopback, until Ctrl+C.</summary>
 internal static class Demo
 {
-    public static async Task<int> RunAsync(DirectoryInfo data, int httpBasePort, int raftBasePort, CancellationToken token)
+    public static async Task<int> RunAsync(DirectoryInfo data, DirectoryInfo? samples, int httpBasePort, int raftBasePort, CancellationToken token)
     {
+        if (samples is { Exists: false })
+            throw new CommandLineFailure($"--samples {samples.FullName} does not exist.");
         var members = NodeSettings.LoopbackTrio(httpBasePort, raftBasePort);
         var apps = new List<WebApplication>();
         try
@@ -20,8 +22,15 @@ internal static class Demo
                 apps.Add(await NodeHost.StartAsync(settings, token, l => l.SetMinimumLevel(LogLevel.Warning)).ConfigureAwait(false));
             }
 
-            var nodes = string.Join(Environment.NewLine, members.Select(m => $"  {m.NodeId}: {m.HttpUrl} (Raft {m.RaftEndPoint})"));
             var first = members[0].HttpUrl.ToString().TrimEnd('/');
+            samples ??= DefaultSamples();
+            if (samples is { Exists: true } && !File.Exists(Path.Combine(data.FullName, "samples-loaded")))
+            {
+                await SampleLoader.LoadAsync(samples, new Uri(first + "/fhir"), token).ConfigureAwait(false);
+                await File.WriteAllTextAsync(Path.Combine(data.FullName, "samples-loaded"), samples.FullName, token).ConfigureAwait(false);
+            }
+
+            var nodes = string.Join(Environment.NewLine, members.Select(m => $"  {m.NodeId}: {m.HttpUrl} (Raft {m.RaftEndPoint})"));
             Console.WriteLine($$$"""
 
                 Health ledger demo: three provider nodes on loopback (data in {{{data.FullName}}})
@@ -34,6 +43,8 @@ internal static class Demo
                   curl -s {{{first}}}/ledger/entries/1
                   curl -s {{{first}}}/ledger/entries/1/receipt
                   curl -s {{{first}}}/ledger/checkpoints/latest
+                  curl -s '{{{first}}}/fhir/Patient?gender=female&_count=5'
+                  curl -s '{{{first}}}/fhir/Observation?code=http://loinc.org|8302-2&_summary=count'
 
                 Press Ctrl+C to stop.
                 """);
@@ -50,5 +61,19 @@ internal static class Demo
 
             Console.WriteLine("All nodes stopped.");
         }
+    }
+
+    // The sample patients beside the checkout (../shared/fhir/synthea-r4), found from the working
+    // directory upwards; null when absent.
+    private static DirectoryInfo? DefaultSamples()
+    {
+        for (var directory = new DirectoryInfo(Environment.CurrentDirectory); directory is not null; directory = directory.Parent)
+        {
+            var candidate = new DirectoryInfo(Path.Combine(directory.FullName, "..", "shared", "fhir", "synthea-r4"));
+            if (File.Exists(Path.Combine(directory.FullName, "Health.sln")))
+                return candidate.Exists ? candidate : null;
+        }
+
+        return null;
     }
 }

@@ -72,8 +72,9 @@ internal static class NodeCommands
         var data = new Option<DirectoryInfo>("--data") { Description = "Where the demo nodes keep their data.", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine(".data", "demo")) };
         var httpBase = new Option<int>("--http-base-port") { Description = "node i listens for HTTP on this port + i.", DefaultValueFactory = _ => 8080 };
         var raftBase = new Option<int>("--raft-base-port") { Description = "node i listens for Raft on this port + i.", DefaultValueFactory = _ => 9080 };
-        var command = new Command("demo", "Start three provider nodes on loopback and print how to use them.") { data, httpBase, raftBase };
-        command.SetAction((result, token) => Demo.RunAsync(result.GetValue(data)!, result.GetValue(httpBase), result.GetValue(raftBase), token));
+        var samples = new Option<DirectoryInfo>("--samples") { Description = "Folder of FHIR transaction Bundles to load on first start (default: ../shared/fhir/synthea-r4 beside the checkout)." };
+        var command = new Command("demo", "Start three provider nodes on loopback, load the sample patients and print how to use them.") { data, samples, httpBase, raftBase };
+        command.SetAction((result, token) => Demo.RunAsync(result.GetValue(data)!, result.GetValue(samples), result.GetValue(httpBase), result.GetValue(raftBase), token));
         return command;
     }
 
