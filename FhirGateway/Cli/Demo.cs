@@ -1,3 +1,4 @@
+using Health.FhirGateway.Auth;
 using Health.FhirGateway.Hosting;
 
 namespace Health.FhirGateway.Cli;
@@ -18,15 +19,20 @@ internal static class Demo
                 var settings = new NodeSettings(member.NodeId, member.HttpUrl, Path.Combine(data.FullName, member.NodeId), members)
                 {
                     PseudonymKeyFile = Path.Combine(data.FullName, "consortium-pseudonym.key"),
+                    DevIssuerKeyFile = Path.Combine(data.FullName, "dev-issuer.pem"),
                 };
                 apps.Add(await NodeHost.StartAsync(settings, token, l => l.SetMinimumLevel(LogLevel.Warning)).ConfigureAwait(false));
             }
 
             var first = members[0].HttpUrl.ToString().TrimEnd('/');
+            var issuer = DevTokenIssuer.LoadOrCreate(Path.Combine(data.FullName, "dev-issuer.pem"));
+            var now = TimeProvider.System.GetUtcNow();
+            var operatorToken = issuer.Mint("demo-operator", ["operator"], ["system/*.cruds"], new Dictionary<string, string>(), TimeSpan.FromHours(12), now);
+            var clinicianToken = issuer.Mint("demo-clinician", ["clinician"], ["user/*.rs"], new Dictionary<string, string> { ["org"] = "node1", ["practitioner"] = "demo-practitioner" }, TimeSpan.FromHours(12), now);
             samples ??= DefaultSamples();
             if (samples is { Exists: true } && !File.Exists(Path.Combine(data.FullName, "samples-loaded")))
             {
-                await SampleLoader.LoadAsync(samples, new Uri(first + "/fhir"), token).ConfigureAwait(false);
+                await SampleLoader.LoadAsync(samples, new Uri(first + "/fhir"), operatorToken, token).ConfigureAwait(false);
                 await File.WriteAllTextAsync(Path.Combine(data.FullName, "samples-loaded"), samples.FullName, token).ConfigureAwait(false);
             }
 
@@ -43,8 +49,14 @@ internal static class Demo
                   curl -s {{{first}}}/ledger/entries/1
                   curl -s {{{first}}}/ledger/entries/1/receipt
                   curl -s {{{first}}}/ledger/checkpoints/latest
-                  curl -s '{{{first}}}/fhir/Patient?gender=female&_count=5'
-                  curl -s '{{{first}}}/fhir/Observation?code=http://loinc.org|8302-2&_summary=count'
+
+                FHIR API (bearer tokens from the dev issuer; 12 hours; more with
+                  dotnet run --project FhirGateway -- token --key {{{data.FullName}}}/dev-issuer.pem --role clinician):
+                  export CLINICIAN='{{{clinicianToken}}}'
+                  export OPERATOR='{{{operatorToken}}}'
+                  curl -s {{{first}}}/fhir/metadata
+                  curl -s -H "Authorization: Bearer $CLINICIAN" '{{{first}}}/fhir/Patient?gender=female&_count=5'
+                  curl -s -H "Authorization: Bearer $CLINICIAN" '{{{first}}}/fhir/Observation?code=http://loinc.org|8302-2&_summary=count'
 
                 Press Ctrl+C to stop.
                 """);

@@ -12,6 +12,7 @@ internal static class NodeCommands
         var root = new RootCommand("health-node: a provider node of the Health ledger consortium.");
         root.Subcommands.Add(RunCommand());
         root.Subcommands.Add(DemoCommand());
+        root.Subcommands.Add(TokenCommand());
         return root;
     }
 
@@ -44,7 +45,11 @@ internal static class NodeCommands
         {
             Description = "The consortium's shared pseudonym key file (base64, 32 bytes); made on first start when missing.",
         };
-        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { nodeId, http, data, members, snapshotInterval, join, pseudonymKey };
+        var devIssuerKey = new Option<FileInfo>("--dev-issuer-key")
+        {
+            Description = "Key file of the dev token issuer whose tokens this node accepts (demo and tests); made on first start when missing.",
+        };
+        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { nodeId, http, data, members, snapshotInterval, join, pseudonymKey, devIssuerKey };
         command.SetAction(async (result, token) =>
         {
             var parsed = ParseMembers(result.GetValue(members)!);
@@ -58,6 +63,7 @@ internal static class NodeCommands
                 SnapshotInterval = result.GetValue(snapshotInterval),
                 Join = result.GetValue(join),
                 PseudonymKeyFile = result.GetValue(pseudonymKey)?.FullName,
+                DevIssuerKeyFile = result.GetValue(devIssuerKey)?.FullName,
             };
             var app = await NodeHost.StartAsync(settings, token).ConfigureAwait(false);
             await using (app.ConfigureAwait(false))
@@ -77,6 +83,48 @@ internal static class NodeCommands
         command.SetAction((result, token) => Demo.RunAsync(result.GetValue(data)!, result.GetValue(samples), result.GetValue(httpBase), result.GetValue(raftBase), token));
         return command;
     }
+
+    private static Command TokenCommand()
+    {
+        var key = new Option<FileInfo>("--key") { Description = "The dev issuer's key file (the demo's is .data/demo/dev-issuer.pem).", Required = true };
+        var roles = new Option<string[]>("--role") { Description = "clinician, patient, auditor or operator; repeat for several.", Required = true, AllowMultipleArgumentsPerToken = true };
+        roles.AcceptOnlyFromAmong("clinician", "patient", "auditor", "operator");
+        var scopes = new Option<string[]>("--scope") { Description = "SMART scopes; by default patient/*.rs, user/*.rs or system/*.cruds to match the roles.", AllowMultipleArgumentsPerToken = true };
+        var subject = new Option<string>("--subject") { Description = "The user's id.", DefaultValueFactory = _ => "dev-user" };
+        var organization = new Option<string>("--org") { Description = "The user's organisation." };
+        var practitioner = new Option<string>("--practitioner") { Description = "The clinician's Practitioner id." };
+        var patient = new Option<string>("--patient") { Description = "The patient's Patient id (patient role)." };
+        var minutes = new Option<int>("--minutes") { Description = "Lifetime in minutes.", DefaultValueFactory = _ => 60 };
+        var command = new Command("token", "Print a bearer token from the dev issuer.") { key, roles, scopes, subject, organization, practitioner, patient, minutes };
+        command.SetAction(result =>
+        {
+            var keyFile = result.GetValue(key)!;
+            if (!keyFile.Exists)
+                throw new CommandLineFailure($"{keyFile.FullName} does not exist; start the demo or a node first.");
+            var roleList = result.GetValue(roles)!;
+            var scopeList = result.GetValue(scopes) is { Length: > 0 } given ? given : roleList.Select(DefaultScope).OfType<string>().ToArray();
+            var claims = new Dictionary<string, string>();
+            foreach (var (name, option) in new[] { ("org", organization), ("practitioner", practitioner), ("patient", patient) })
+            {
+                if (result.GetValue(option) is { Length: > 0 } value)
+                    claims[name] = value;
+            }
+
+            Console.WriteLine(Auth.DevTokenIssuer.LoadOrCreate(keyFile.FullName).Mint(result.GetValue(subject)!, roleList, scopeList, claims,
+                TimeSpan.FromMinutes(result.GetValue(minutes)), TimeProvider.System.GetUtcNow()));
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>The SMART scope a role gets when none is asked for.</summary>
+    public static string? DefaultScope(string role) => role switch
+    {
+        "patient" => "patient/*.rs",
+        "clinician" => "user/*.rs",
+        "operator" => "system/*.cruds",
+        _ => null,
+    };
 
     private static List<LedgerMember> ParseMembers(string[] values)
     {

@@ -6,7 +6,7 @@ namespace Health.FhirGateway.Cli;
 /// <summary>Posts a folder of FHIR transaction Bundles to a node, organisations and practitioners first, with a progress bar.</summary>
 internal static class SampleLoader
 {
-    public static async Task<int> LoadAsync(DirectoryInfo folder, Uri fhirBase, CancellationToken token)
+    public static async Task<int> LoadAsync(DirectoryInfo folder, Uri fhirBase, string bearerToken, CancellationToken token)
     {
         var files = folder.EnumerateFiles("*.json")
             .OrderBy(f => f.Name.StartsWith("hospitalInformation", StringComparison.Ordinal) ? 0 : f.Name.StartsWith("practitionerInformation", StringComparison.Ordinal) ? 1 : 2)
@@ -16,6 +16,7 @@ internal static class SampleLoader
             throw new CommandLineFailure($"{folder.FullName} holds no .json bundles.");
 
         using var client = new HttpClient { Timeout = TimeSpan.FromMinutes(2) };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", bearerToken);
         var failures = 0;
         await AnsiConsole.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())

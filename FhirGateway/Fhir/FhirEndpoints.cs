@@ -1,6 +1,6 @@
 using System.Globalization;
-using System.Net;
 using Health.Consent;
+using Health.FhirGateway.Auth;
 using Health.FhirGateway.Errors;
 using Health.FhirGateway.Records;
 using Health.Ledger.Entries;
@@ -26,8 +26,9 @@ public static partial class FhirEndpoints
     /// <summary>Maps the routes.</summary>
     public static IEndpointRouteBuilder MapFhirApi(this IEndpointRouteBuilder app)
     {
-        var fhir = app.MapGroup("/fhir").AddEndpointFilter(RequireLoopbackAsync);
-        fhir.MapGet("/metadata", (HttpContext context) => WriteAsync(context, Capabilities.Statement(context)));
+        app.MapGet("/fhir/metadata", (HttpContext context) => WriteAsync(context, Capabilities.Statement(context)));
+        app.MapGet("/fhir/.well-known/smart-configuration", SmartConfiguration);
+        var fhir = app.MapGroup("/fhir").RequireAuthorization();
         fhir.MapPost("/", TransactionAsync).WithMetadata(new RequestSizeLimitAttribute(MaxBody));
         fhir.MapGet("/{type}", SearchAsync);
         fhir.MapGet("/{type}/{id}", ReadAsync);
@@ -36,8 +37,18 @@ public static partial class FhirEndpoints
         return app;
     }
 
+    private static IResult SmartConfiguration(HttpContext context) => Results.Json(new Dictionary<string, object>
+    {
+        ["issuer"] = DevTokenIssuer.Issuer,
+        ["grant_types_supported"] = new[] { "client_credentials", "authorization_code" },
+        ["scopes_supported"] = new[] { "patient/*.rs", "user/*.rs", "system/*.cruds" },
+        ["capabilities"] = new[] { "permission-v2", "permission-patient", "permission-user", "client-confidential-asymmetric" },
+        ["code_challenge_methods_supported"] = new[] { "S256" },
+    });
+
     private static async Task TransactionAsync(HttpContext context, TransactionProcessor processor, PatientPseudonyms pseudonyms, LedgerNode ledger)
     {
+        SmartAccess.From(context.User).RequireRole("operator");
         RequireFhirJson(context);
         if (await FhirJson.ReadAsync(context.Request.Body, context.RequestAborted).ConfigureAwait(false) is not Bundle bundle)
             throw RequestFailure.Invalid("POST a transaction Bundle to the base.");
@@ -62,18 +73,22 @@ public static partial class FhirEndpoints
     }
 
     private static async Task ReadAsync(HttpContext context, RecordStore store, string type, string id)
-        => await WriteStoredAsync(context, Read(store, type, id, null)).ConfigureAwait(false);
+        => await WriteStoredAsync(context, Read(context, store, type, id, null)).ConfigureAwait(false);
 
     private static async Task VersionReadAsync(HttpContext context, RecordStore store, string type, string id, string version)
     {
         if (!int.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var number) || number < 1)
             throw RequestFailure.NotFound($"{type}/{id} has no version {version}.");
-        await WriteStoredAsync(context, Read(store, type, id, number)).ConfigureAwait(false);
+        await WriteStoredAsync(context, Read(context, store, type, id, number)).ConfigureAwait(false);
     }
 
-    private static StoredResource Read(RecordStore store, string type, string id, int? version)
+    private static StoredResource Read(HttpContext context, RecordStore store, string type, string id, int? version)
     {
         RequireKnownType(type);
+        var access = SmartAccess.From(context.User);
+        access.RequireScope(type, 'r');
+        if (access.CompartmentPatient is { } patient && store.OwnerOf(type, id) is { } owner && owner != patient && owner != RecordStore.NodeOwner)
+            throw RequestFailure.Forbidden("A patient may read only their own records.");
         try
         {
             return store.Read(type, id, version) ?? throw RequestFailure.NotFound($"{type}/{id}{(version is null ? string.Empty : $"/_history/{version}")} is not known.");
@@ -87,8 +102,10 @@ public static partial class FhirEndpoints
     private static async Task SearchAsync(HttpContext context, RecordStore store, SearchIndexer indexer, string type)
     {
         RequireKnownType(type);
+        var access = SmartAccess.From(context.User);
+        access.RequireScope(type, 's');
         var query = SearchQuery.Parse(type, context.Request.Query, indexer, Strict(context));
-        var (page, total, next) = store.Search(type, query.Criteria, query.Count, query.After);
+        var (page, total, next) = store.Search(type, query.Criteria, query.Count, query.After, access.CompartmentPatient);
         var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Total = (int)long.Min(total, int.MaxValue) };
         var self = $"{Base(context)}/{type}{context.Request.QueryString}";
         bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = self });
@@ -109,6 +126,7 @@ public static partial class FhirEndpoints
 
     private static async Task ShredAsync(HttpContext context, RecordStore store, string id)
     {
+        SmartAccess.From(context.User).RequireRole("operator");
         if (!store.Shred(id))
             throw RequestFailure.NotFound($"Patient/{id} has no records here.");
         await WriteAsync(context, new OperationOutcome
@@ -148,13 +166,5 @@ public static partial class FhirEndpoints
         var mediaType = context.Request.ContentType?.Split(';')[0].Trim();
         if (mediaType is not ("application/fhir+json" or "application/json"))
             throw new RequestFailure(StatusCodes.Status415UnsupportedMediaType, OperationOutcome.IssueType.NotSupported, "Send FHIR resources as application/fhir+json.");
-    }
-
-    // Until bearer tokens gate the FHIR API, only processes on this machine may use it.
-    private static ValueTask<object?> RequireLoopbackAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
-    {
-        if (context.HttpContext.Connection.RemoteIpAddress is not { } address || !IPAddress.IsLoopback(address))
-            throw RequestFailure.Forbidden("The FHIR API accepts requests from this machine only until sign-in is configured.");
-        return next(context);
     }
 }

@@ -1,4 +1,5 @@
 using Health.Consent;
+using Health.FhirGateway.Auth;
 using Health.FhirGateway.Errors;
 using Health.FhirGateway.Fhir;
 using Health.FhirGateway.Records;
@@ -29,6 +30,7 @@ public static class NodeHost
         builder.Services.AddSingleton(kinds);
         builder.Services.AddSingleton<IHostLifetime, CommandLineLifetime>();
         AddRecords(builder.Services, settings);
+        builder.Services.AddNodeAuthentication(builder.Configuration, DevTokenIssuer.LoadOrCreate(settings.DevIssuerKeyFile ?? Path.Combine(settings.DataDirectory, "keys", "dev-issuer.pem")));
         builder.Services.AddExceptionHandler<OperationOutcomeHandler>();
         builder.Services.AddProblemDetails();
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase);
@@ -50,6 +52,8 @@ public static class NodeHost
             var type = status == StatusCodes.Status404NotFound ? OperationOutcome.IssueType.NotFound : OperationOutcome.IssueType.NotSupported;
             await OperationOutcomeHandler.WriteAsync(context.HttpContext, status, type, $"The request was not handled ({status}).", context.HttpContext.RequestAborted).ConfigureAwait(false);
         });
+        app.UseAuthentication();
+        app.UseAuthorization();
         app.MapGet("/healthz", () => TypedResults.Ok(new { status = "up" }));
         app.MapLedgerApi();
         app.MapFhirApi();

@@ -15,6 +15,9 @@ public sealed record NodeSettings(string NodeId, Uri HttpUrl, string DataDirecto
     /// <summary>The consortium's shared pseudonym key file; every member must use the same key.</summary>
     public string? PseudonymKeyFile { get; init; }
 
+    /// <summary>The dev token issuer's key file (demo and tests); made on first start when missing.</summary>
+    public string? DevIssuerKeyFile { get; init; }
+
     /// <summary>Whether the node joins a running group and waits to be added.</summary>
     public bool Join { get; init; }
 

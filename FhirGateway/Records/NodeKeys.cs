@@ -43,18 +43,7 @@ public sealed class NodeKeys
 
     /// <summary>Reads a base64 key file or creates one with 32 random bytes.</summary>
     public static byte[] LoadOrCreate(string path)
-    {
-        if (File.Exists(path))
-            return Decode(File.ReadAllText(path).Trim(), path);
-        var key = RandomNumberGenerator.GetBytes(32);
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using var file = new StreamWriter(path, options);
-        file.Write(Convert.ToBase64String(key));
-        return key;
-    }
+        => Decode(Hosting.KeyFiles.ReadOrCreate(path, () => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))).Trim(), path);
 
     private static byte[] Decode(string base64, string source)
     {

@@ -11,10 +11,16 @@ public sealed partial class RecordStore
     /// <paramref name="afterSequence"/>; the order never changes, so paging is stable while others write.
     /// </summary>
     /// <returns>The page, the total number of matches, and the cursor of the next page (null on the last page).</returns>
-    public (IReadOnlyList<StoredResource> Page, long Total, long? Next) Search(string type, IReadOnlyList<SearchCriterion> criteria, int count, long afterSequence)
+    public (IReadOnlyList<StoredResource> Page, long Total, long? Next) Search(string type, IReadOnlyList<SearchCriterion> criteria, int count, long afterSequence, string? onlyPatient = null)
     {
         var where = new StringBuilder("c.type = @type AND c.deleted = 0 AND c.owner NOT IN (SELECT owner FROM data_keys WHERE shredded = 1)");
         var parameters = new DynamicParameters(new { type });
+        if (onlyPatient is not null)
+        {
+            where.Append(" AND c.owner = @onlyPatient");
+            parameters.Add("onlyPatient", onlyPatient);
+        }
+
         for (var i = 0; i < criteria.Count; i++)
         {
             var criterion = criteria[i];
@@ -64,6 +70,13 @@ public sealed partial class RecordStore
         }
 
         return (page, total, rows.Count > count ? rows[count - 1].Seq : null);
+    }
+
+    /// <summary>The compartment owner of a current resource, or null when it does not exist.</summary>
+    public string? OwnerOf(string type, string id)
+    {
+        using var connection = Open();
+        return connection.QuerySingleOrDefault<string?>("SELECT owner FROM current WHERE type = @type AND id = @id", new { type, id });
     }
 
     /// <summary>Ids of current resources of a type carrying an index token (for conditional references and creates).</summary>

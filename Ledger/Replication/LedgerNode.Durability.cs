@@ -22,7 +22,7 @@ public sealed partial class LedgerNode
     public async Task<long> WaitDurableAsync(long raftIndex, CancellationToken token)
     {
         await log.WaitForApplyAsync(raftIndex, token).ConfigureAwait(false);
-        return stateMachine.AppliedRaftIndex;
+        return log.LastAppliedIndex;
     }
 
     // A follower acknowledges AppendEntries with the entries only in mapped memory; DotNext flushes

@@ -139,7 +139,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
             cluster.Term,
             MemberAt(leader)?.NodeId,
             log.LastCommittedEntryIndex,
-            stateMachine.AppliedRaftIndex,
+            log.LastAppliedIndex,
             size,
             Convert.ToHexStringLower(Tree.Root(size)),
             Store.FindLatestCheckpoint(),

@@ -20,12 +20,20 @@ public sealed class LedgerCluster : IDisposable
     {
         var ports = Enumerable.Range(0, size).Select(_ => (Http: NodeProcess.FreePort(), Raft: NodeProcess.FreePort())).ToList();
         members = ports.Select((p, i) => $"node{i + 1}=127.0.0.1:{p.Raft}=http://127.0.0.1:{p.Http}").ToList();
-        nodes = ports.Select((p, i) => new NodeProcess($"node{i + 1}", new Uri($"http://127.0.0.1:{p.Http}"), Path.Combine(root, $"node{i + 1}"), members, extraArguments)).ToList();
+        string[] shared = ["--dev-issuer-key", DevIssuerKey, "--pseudonym-key", Path.Combine(root, "pseudonym.key"), .. extraArguments];
+        nodes = ports.Select((p, i) => new NodeProcess($"node{i + 1}", new Uri($"http://127.0.0.1:{p.Http}"), Path.Combine(root, $"node{i + 1}"), members, shared)).ToList();
         foreach (var node in nodes)
             node.Start();
     }
 
     public IReadOnlyList<NodeProcess> Nodes => nodes;
+
+    /// <summary>The dev token issuer's key every node of this cluster trusts.</summary>
+    public string DevIssuerKey => Path.Combine(root, "dev-issuer.pem");
+
+    /// <summary>A bearer token from the cluster's dev issuer, made with <c>health-node token</c>.</summary>
+    public Task<string> MintTokenAsync(params string[] arguments)
+        => NodeProcess.RunToolAsync(["token", "--key", DevIssuerKey, .. arguments]);
 
     /// <summary>Starts one more node that waits to be added; returns it and its member record (id=raft=http).</summary>
     public (NodeProcess Node, string Member) StartJoiningNode(string nodeId)

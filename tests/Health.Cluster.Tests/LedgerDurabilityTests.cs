@@ -14,7 +14,7 @@ public sealed class LedgerDurabilityTests
     [Fact]
     public async Task Acknowledged_appends_survive_leader_kill_and_full_restart()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(6));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var token = timeout.Token;
         using var cluster = new LedgerCluster();
         try
@@ -70,10 +70,12 @@ public sealed class LedgerDurabilityTests
             var restarted = await cluster.WaitForConvergenceAsync(statuses[0].TreeSize, token);
             await AssertEveryAcknowledgedAppendPresentOnceAsync(cluster, restarted[0].TreeSize, acknowledged, token);
         }
-        catch (Exception) when (!Debugger.IsAttached)
+        catch (Exception e) when (!Debugger.IsAttached)
         {
-            Console.WriteLine(cluster.Diagnostics());
-            throw;
+            var statuses = await Task.WhenAll(cluster.Nodes.Select(n => cluster.TryStatusAsync(n, CancellationToken.None)));
+            throw new InvalidOperationException(
+                string.Join('\n', statuses.Select(s => s is null ? "(no status)" : $"{s.NodeId} {s.Role} term {s.Term} leader {s.LeaderId} commit {s.CommitIndex} applied {s.AppliedIndex} size {s.TreeSize}"))
+                + "\n" + cluster.Diagnostics(), e);
         }
     }
 

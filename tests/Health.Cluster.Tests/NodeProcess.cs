@@ -85,6 +85,21 @@ public sealed class NodeProcess : IDisposable
             output.AppendLine(line);
     }
 
+    /// <summary>Runs a short health-node verb and returns what it printed; fails on a non-zero exit.</summary>
+    public static async Task<string> RunToolAsync(string[] arguments)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(NodeExecutable());
+        foreach (var argument in arguments)
+            start.ArgumentList.Add(argument);
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        await process.WaitForExitAsync(timeout.Token);
+        return process.ExitCode == 0 ? (await output).Trim() : throw new InvalidOperationException($"health-node {arguments[0]} exited {process.ExitCode}: {await error}");
+    }
+
     private static string NodeExecutable()
     {
         var configuration = typeof(NodeProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "Configuration").Value;

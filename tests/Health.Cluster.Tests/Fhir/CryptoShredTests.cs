@@ -14,6 +14,8 @@ public sealed class CryptoShredTests
         using var cluster = new LedgerCluster();
         await cluster.WaitForLeaderAsync(token);
         var node = cluster.Nodes[0];
+        cluster.Client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue(
+            "Bearer", await cluster.MintTokenAsync("--role", "operator", "--role", "clinician"));
         foreach (var file in SyntheaData.PatientBundles.Take(2))
         {
             using var content = new ByteArrayContent(File.ReadAllBytes(file));

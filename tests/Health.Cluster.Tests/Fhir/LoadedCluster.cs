@@ -3,6 +3,13 @@ using System.Net.Http.Headers;
 
 namespace Health.Cluster.Tests.Fhir;
 
+/// <summary>The FHIR tests share one loaded cluster: ingesting every bundle once is the expensive part.</summary>
+[CollectionDefinition(Name)]
+public sealed class LoadedClusterCollection : ICollectionFixture<LoadedCluster>
+{
+    public const string Name = "Loaded cluster";
+}
+
 /// <summary>A three-node cluster with every Synthea bundle ingested at node1; shared by the FHIR tests.</summary>
 public sealed class LoadedCluster : IAsyncLifetime
 {
@@ -10,10 +17,17 @@ public sealed class LoadedCluster : IAsyncLifetime
 
     public NodeProcess Custodian => Cluster.Nodes[0];
 
+    public string OperatorToken { get; private set; } = string.Empty;
+
+    public string ClinicianToken { get; private set; } = string.Empty;
+
     public async Task InitializeAsync()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
         await Cluster.WaitForLeaderAsync(timeout.Token);
+        OperatorToken = await Cluster.MintTokenAsync("--role", "operator");
+        ClinicianToken = await Cluster.MintTokenAsync("--role", "clinician", "--org", "node1");
+        Cluster.Client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ClinicianToken);
         if (SyntheaData.Folder is null)
             return;
         foreach (var file in SyntheaData.OrganizationAndPractitionerBundles.Concat(SyntheaData.PatientBundles))
@@ -24,11 +38,15 @@ public sealed class LoadedCluster : IAsyncLifetime
         }
     }
 
-    public async Task<HttpResponseMessage> PostBundleAsync(byte[] body, CancellationToken token, string mediaType = "application/fhir+json")
+    public Task<HttpResponseMessage> PostBundleAsync(byte[] body, CancellationToken token, string mediaType = "application/fhir+json")
+        => PostBundleWithTokenAsync(body, OperatorToken, token, mediaType);
+
+    public async Task<HttpResponseMessage> PostBundleWithTokenAsync(byte[] body, string bearer, CancellationToken token, string mediaType = "application/fhir+json")
     {
-        using var content = new ByteArrayContent(body);
-        content.Headers.ContentType = new MediaTypeHeaderValue(mediaType);
-        return await Cluster.Client.PostAsync(new Uri(Custodian.HttpUrl, "/fhir"), content, token);
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(Custodian.HttpUrl, "/fhir")) { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue(mediaType);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        return await Cluster.Client.SendAsync(request, token);
     }
 
     public Task DisposeAsync()

@@ -5,7 +5,8 @@ using System.Text.Json;
 
 namespace Health.Cluster.Tests.Fhir;
 
-public sealed class SyntheaIngestTests(LoadedCluster loaded) : IClassFixture<LoadedCluster>
+[Collection(LoadedClusterCollection.Name)]
+public sealed class SyntheaIngestTests(LoadedCluster loaded)
 {
     private static CancellationToken Token => new CancellationTokenSource(TimeSpan.FromMinutes(2)).Token;
 
@@ -171,6 +172,7 @@ public sealed class SyntheaIngestTests(LoadedCluster loaded) : IClassFixture<Loa
         using var request = new HttpRequestMessage(HttpMethod.Post, Fhir(string.Empty)) { Content = new ByteArrayContent(huge) };
         request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/fhir+json");
         request.Headers.ExpectContinue = true;
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", loaded.OperatorToken);
         using var response = await loaded.Cluster.Client.SendAsync(request, Token);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
     }

@@ -1,0 +1,80 @@
+using Health.FhirGateway.Errors;
+using Hl7.Fhir.Model;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.Identity.Web;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using Task = System.Threading.Tasks.Task;
+
+namespace Health.FhirGateway.Auth;
+
+/// <summary>
+/// Bearer tokens: Microsoft Entra ID through Microsoft.Identity.Web when an <c>AzureAd</c>
+/// configuration section is present, and the node's dev issuer for demos and tests. A token is
+/// routed to the scheme of its issuer; a refused token gets 401, <c>WWW-Authenticate</c> and an
+/// OperationOutcome.
+/// </summary>
+public static class AuthenticationSetup
+{
+    /// <summary>The scheme endpoints authenticate with.</summary>
+    public const string Scheme = "token";
+
+    private const string DevScheme = "dev-issuer";
+    private const string EntraScheme = "entra";
+
+    /// <summary>Registers authentication and authorization.</summary>
+    public static IServiceCollection AddNodeAuthentication(this IServiceCollection services, IConfiguration configuration, DevTokenIssuer devIssuer)
+    {
+        var entra = configuration.GetSection("AzureAd");
+        var authentication = services.AddAuthentication(Scheme);
+        authentication.AddPolicyScheme(Scheme, "Bearer token", options => options.ForwardDefaultSelector =
+            context => entra.Exists() && !IsDevToken(context) ? EntraScheme : DevScheme);
+        authentication.AddJwtBearer(DevScheme, options =>
+        {
+            options.MapInboundClaims = false;
+            options.TokenValidationParameters = new TokenValidationParameters
+            {
+                ValidIssuer = DevTokenIssuer.Issuer,
+                ValidAudience = DevTokenIssuer.Audience,
+                IssuerSigningKey = devIssuer.ValidationKey,
+                ValidAlgorithms = [SecurityAlgorithms.EcdsaSha256],
+                RequireExpirationTime = true,
+                RequireSignedTokens = true,
+                ClockSkew = TimeSpan.FromSeconds(30),
+            };
+            options.Events = new JwtBearerEvents { OnChallenge = ChallengeAsync };
+        });
+        if (entra.Exists())
+        {
+            authentication.AddMicrosoftIdentityWebApi(entra, jwtBearerScheme: EntraScheme);
+            services.Configure<JwtBearerOptions>(EntraScheme, options => options.Events.OnChallenge = ChallengeAsync);
+        }
+
+        services.AddAuthorization();
+        return services;
+    }
+
+    private static bool IsDevToken(HttpContext context)
+    {
+        var header = context.Request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+            return true;
+        try
+        {
+            return new JsonWebToken(header["Bearer ".Length..].Trim()).Issuer == DevTokenIssuer.Issuer;
+        }
+        catch (ArgumentException)
+        {
+            return true;
+        }
+    }
+
+    private static async Task ChallengeAsync(JwtBearerChallengeContext context)
+    {
+        context.HandleResponse();
+        var missing = string.IsNullOrEmpty(context.Request.Headers.Authorization);
+        context.Response.Headers.WWWAuthenticate = missing ? "Bearer" : "Bearer error=\"invalid_token\"";
+        await OperationOutcomeHandler.WriteAsync(context.HttpContext, StatusCodes.Status401Unauthorized, OperationOutcome.IssueType.Login,
+            missing ? "Send a bearer token." : "The bearer token was refused (signature, issuer, audience or lifetime).", context.HttpContext.RequestAborted).ConfigureAwait(false);
+    }
+}

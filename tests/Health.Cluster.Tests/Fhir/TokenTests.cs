@@ -1,0 +1,110 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+
+namespace Health.Cluster.Tests.Fhir;
+
+[Collection(LoadedClusterCollection.Name)]
+public sealed class TokenTests(LoadedCluster loaded) : IDisposable
+{
+    // Its own client: the fixture's carries a default token, which would hide a missing one.
+    private readonly HttpClient client = new();
+
+    private static CancellationToken Token => new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token;
+
+    private async Task<HttpResponseMessage> GetAsync(string relative, string? bearer)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(loaded.Custodian.HttpUrl, "/fhir/" + relative));
+        request.Headers.Authorization = bearer is null ? null : new AuthenticationHeaderValue("Bearer", bearer);
+        return await client.SendAsync(request, Token);
+    }
+
+    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private static string Part(object value) => Base64Url(JsonSerializer.SerializeToUtf8Bytes(value));
+
+    public static TheoryData<string> RefusedTokens()
+    {
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var claims = new Dictionary<string, object> { ["iss"] = "https://dev-issuer.health-ledger.invalid", ["aud"] = "health-ledger", ["sub"] = "x", ["roles"] = "clinician", ["scope"] = "user/*.rs", ["exp"] = now + 600, ["nbf"] = now - 10 };
+        using var stranger = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var header = Part(new { alg = "ES256", typ = "JWT" });
+        var strangerSigned = $"{header}.{Part(claims)}";
+        strangerSigned += "." + Base64Url(stranger.SignData(Encoding.ASCII.GetBytes(strangerSigned), HashAlgorithmName.SHA256));
+        return new TheoryData<string>
+        {
+            $"{Part(new { alg = "none", typ = "JWT" })}.{Part(claims)}.",
+            strangerSigned,
+            "not-a-token",
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(RefusedTokens))]
+    public async Task Forged_or_unsigned_tokens_get_401_with_WWW_Authenticate(string bearer)
+    {
+        using var response = await GetAsync("Patient?_count=1", bearer);
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.NotEmpty(response.Headers.WwwAuthenticate);
+        Assert.Equal("OperationOutcome", (await response.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("resourceType").GetString());
+    }
+
+    [Fact]
+    public async Task Missing_expired_and_not_yet_valid_tokens_get_401()
+    {
+        using (var none = await GetAsync("Patient?_count=1", null))
+            Assert.Equal(HttpStatusCode.Unauthorized, none.StatusCode);
+        using (var expired = await GetAsync("Patient?_count=1", await loaded.Cluster.MintTokenAsync("--role", "clinician", "--minutes", "-5")))
+            Assert.Equal(HttpStatusCode.Unauthorized, expired.StatusCode);
+    }
+
+    [Fact]
+    public async Task Metadata_and_smart_configuration_need_no_token()
+    {
+        using var metadata = await GetAsync("metadata", null);
+        Assert.Equal(HttpStatusCode.OK, metadata.StatusCode);
+        using var smart = await GetAsync(".well-known/smart-configuration", null);
+        Assert.Equal(HttpStatusCode.OK, smart.StatusCode);
+    }
+
+    [Fact]
+    public async Task Roles_and_scopes_limit_what_a_token_may_do()
+    {
+        var observationsOnly = await loaded.Cluster.MintTokenAsync("--role", "clinician", "--scope", "user/Observation.rs");
+        using (var allowed = await GetAsync("Observation?_count=1", observationsOnly))
+            Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+        using (var refused = await GetAsync("Patient?_count=1", observationsOnly))
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+
+        // A clinician may read but not ingest; an auditor may not read records.
+        using (var ingest = await loaded.PostBundleWithTokenAsync("{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[]}"u8.ToArray(), loaded.ClinicianToken, Token))
+            Assert.Equal(HttpStatusCode.Forbidden, ingest.StatusCode);
+        using (var auditor = await GetAsync("Observation?_count=1", await loaded.Cluster.MintTokenAsync("--role", "auditor", "--scope", "user/*.rs")))
+            Assert.Equal(HttpStatusCode.Forbidden, auditor.StatusCode);
+    }
+
+    [SyntheaFact]
+    public async Task A_patient_token_sees_only_its_own_compartment()
+    {
+        using var patients = await GetAsync("Patient?_count=2", loaded.ClinicianToken);
+        var entries = (await patients.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("entry");
+        var own = entries[0].GetProperty("resource").GetProperty("id").GetString()!;
+        var other = entries[1].GetProperty("resource").GetProperty("id").GetString()!;
+        var patientToken = await loaded.Cluster.MintTokenAsync("--role", "patient", "--patient", own);
+
+        using (var ownRead = await GetAsync($"Patient/{own}", patientToken))
+            Assert.Equal(HttpStatusCode.OK, ownRead.StatusCode);
+        using (var otherRead = await GetAsync($"Patient/{other}", patientToken))
+            Assert.Equal(HttpStatusCode.Forbidden, otherRead.StatusCode);
+
+        using var search = await GetAsync("Observation?_summary=count", patientToken);
+        var total = (await search.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("total").GetInt64();
+        using var ownSearch = await GetAsync($"Observation?patient={own}&_summary=count", loaded.ClinicianToken);
+        Assert.Equal((await ownSearch.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("total").GetInt64(), total);
+    }
+
+    public void Dispose() => client.Dispose();
+}
