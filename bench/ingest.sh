@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Synthea ingest rate: three health-node processes on loopback; every bundle in the sample folder
+# is posted to node1 as a transaction (organisations and practitioners first), one at a time,
+# then again with 4 bundles in flight. Prints resources/s. Bounded: each bundle set once per run.
+# Usage: bench/ingest.sh [SAMPLE_FOLDER]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/.." && pwd)
+samples=${1:-$root/../shared/fhir/synthea-r4}
+dotnet build "$root/FhirGateway" -c Release -v q -nologo >/dev/null
+node_dll="$root/FhirGateway/bin/Release/net10.0/health-node.dll"
+tmp=$(mktemp -d); pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+run_cluster() {
+  local base=$1; members=()
+  for i in 1 2 3; do members+=(--member "node$i=127.0.0.1:$((base+1000+i))=http://127.0.0.1:$((base+i))"); done
+  for i in 1 2 3; do
+    dotnet "$node_dll" run --node-id node$i --http http://127.0.0.1:$((base+i)) --data "$tmp/$base/node$i" \
+      --dev-issuer-key "$tmp/issuer.pem" --pseudonym-key "$tmp/pseudonym.key" "${members[@]}" >"$tmp/$base-node$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$((base+1))/ledger/status" | grep -q '"leaderId":"node' && return 0; sleep 0.2; done
+  echo "no leader" >&2; exit 1
+}
+files=$(ls "$samples"/hospitalInformation*.json "$samples"/practitionerInformation*.json; ls "$samples"/*.json | grep -v -e hospitalInformation -e practitionerInformation)
+resources=$(python3 -c "import json,sys; print(sum(len(json.load(open(f))['entry']) for f in sys.argv[1:]))" $files)
+run_cluster 38080
+token=$(dotnet "$node_dll" token --key "$tmp/issuer.pem" --role operator)
+post() { curl -s -o /dev/null -w "%{http_code}\n" -X POST "$1/fhir" -H "Authorization: Bearer $token" -H 'Content-Type: application/fhir+json' --data-binary @"$2"; }
+start=$(date +%s.%N)
+for f in $files; do [ "$(post http://127.0.0.1:38081 "$f")" = 200 ] || echo "refused: $(basename "$f")"; done
+end=$(date +%s.%N)
+awk -v r="$resources" -v s="$start" -v e="$end" 'BEGIN { printf "sequential: %d resources in %.1f s = %.0f resources/s\n", r, e - s, r / (e - s) }'
+run_cluster 48080
+export -f post; export token
+start=$(date +%s.%N)
+echo "$files" | xargs -P 4 -I{} bash -c 'post http://127.0.0.1:48081 {}' | sort | uniq -c
+end=$(date +%s.%N)
+awk -v r="$resources" -v s="$start" -v e="$end" 'BEGIN { printf "4 in flight: %d resources in %.1f s = %.0f resources/s\n", r, e - s, r / (e - s) }'
