@@ -34,6 +34,7 @@ public static partial class FhirEndpoints
         fhir.MapGet("/{type}/{id}", ReadAsync);
         fhir.MapGet("/{type}/{id}/_history/{version}", VersionReadAsync);
         fhir.MapPost("/Patient/{id}/$crypto-shred", ShredAsync);
+        MapWrites(fhir);
         return app;
     }
 

@@ -130,7 +130,8 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
         };
     }
 
-    private static string OwnerOf(Resource resource)
+    /// <summary>The patient whose compartment holds a resource, or <see cref="RecordStore.NodeOwner"/>.</summary>
+    public static string OwnerOf(Resource resource)
     {
         if (resource is Patient)
             return resource.Id!;
