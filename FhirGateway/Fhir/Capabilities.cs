@@ -50,6 +50,10 @@ public static class Capabilities
             new CapabilityStatement.ResourceInteractionComponent { Code = CapabilityStatement.TypeRestfulInteraction.Delete },
             new CapabilityStatement.ResourceInteractionComponent { Code = CapabilityStatement.TypeRestfulInteraction.HistoryInstance },
         ],
+        SearchInclude = type == "Patient" ? [] : ["*:patient"],
+        Operation = type == "Patient"
+            ? [new CapabilityStatement.OperationComponent { Name = "everything", Definition = "http://hl7.org/fhir/OperationDefinition/Patient-everything" }]
+            : [],
         UpdateCreate = false,
         ConditionalUpdate = false,
         ConditionalDelete = CapabilityStatement.ConditionalDeleteStatus.NotSupported,

@@ -34,6 +34,7 @@ public static partial class FhirEndpoints
         fhir.MapGet("/{type}/{id}", ReadAsync);
         fhir.MapGet("/{type}/{id}/_history/{version}", VersionReadAsync);
         fhir.MapPost("/Patient/{id}/$crypto-shred", ShredAsync);
+        fhir.MapGet("/Patient/{id}/$everything", EverythingAsync);
         MapWrites(fhir);
         return app;
     }
@@ -107,23 +108,55 @@ public static partial class FhirEndpoints
         access.RequireScope(type, 's');
         var query = SearchQuery.Parse(type, context.Request.Query, indexer, Strict(context));
         var (page, total, next) = store.Search(type, query.Criteria, query.Count, query.After, access.CompartmentPatient);
-        var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Total = (int)long.Min(total, int.MaxValue) };
-        var self = $"{Base(context)}/{type}{context.Request.QueryString}";
-        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = self });
-        if (next is { } cursor)
-            bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = $"{Base(context)}/{type}?{query.NextQuery(cursor)}" });
-        foreach (var resource in page)
+        var bundle = SearchBundle(context, $"{type}", query, page, total, next);
+        if (query.IncludePatients)
         {
-            bundle.Entry.Add(new Bundle.EntryComponent
+            foreach (var owner in page.Select(r => r.Owner).Where(o => o != RecordStore.NodeOwner && type != "Patient").Distinct(StringComparer.Ordinal))
             {
-                FullUrl = $"{Base(context)}/{type}/{resource.Id}",
-                Resource = FhirJson.Parse(resource.Json),
-                Search = new Bundle.SearchComponent { Mode = Bundle.SearchEntryMode.Match },
-            });
+                if (store.Read("Patient", owner) is { } patient)
+                    bundle.Entry.Add(Entry(context, patient, Bundle.SearchEntryMode.Include));
+            }
         }
 
         await WriteAsync(context, bundle).ConfigureAwait(false);
     }
+
+    private static async Task EverythingAsync(HttpContext context, RecordStore store, SearchIndexer indexer, string id)
+    {
+        var access = SmartAccess.From(context.User);
+        access.RequireScope("Patient", 'r');
+        access.RequireCompartment(id);
+        if (store.Current("Patient", id) is not { Deleted: false })
+            throw RequestFailure.NotFound($"Patient/{id} is not known.");
+        var query = SearchQuery.Parse("Patient", context.Request.Query, indexer, strict: false);
+        try
+        {
+            var (page, total, next) = store.Search(null, [], query.Count, query.After, id);
+            await WriteAsync(context, SearchBundle(context, $"Patient/{id}/$everything", query, page, total, next)).ConfigureAwait(false);
+        }
+        catch (ResourceGoneException e)
+        {
+            throw new RequestFailure(StatusCodes.Status410Gone, OperationOutcome.IssueType.Deleted, e.Message);
+        }
+    }
+
+    private static Bundle SearchBundle(HttpContext context, string path, SearchQuery query, IReadOnlyList<StoredResource> page, long total, long? next)
+    {
+        var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Total = (int)long.Min(total, int.MaxValue) };
+        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = $"{Base(context)}/{path}{context.Request.QueryString}" });
+        if (next is { } cursor)
+            bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = $"{Base(context)}/{path}?{query.NextQuery(cursor)}" });
+        foreach (var resource in page)
+            bundle.Entry.Add(Entry(context, resource, Bundle.SearchEntryMode.Match));
+        return bundle;
+    }
+
+    private static Bundle.EntryComponent Entry(HttpContext context, StoredResource resource, Bundle.SearchEntryMode mode) => new()
+    {
+        FullUrl = $"{Base(context)}/{resource.Type}/{resource.Id}",
+        Resource = FhirJson.Parse(resource.Json),
+        Search = new Bundle.SearchComponent { Mode = mode },
+    };
 
     private static async Task ShredAsync(HttpContext context, RecordStore store, string id)
     {

@@ -21,6 +21,9 @@ public sealed class SearchQuery
     /// <summary>Entries per page; 0 asks for the total only.</summary>
     public int Count { get; private set; } = 50;
 
+    /// <summary>Whether <c>_include</c> asked for the patients of the matches.</summary>
+    public bool IncludePatients { get; private set; }
+
     /// <summary>Sequence after which the page starts.</summary>
     public long After { get; private set; }
 
@@ -52,6 +55,10 @@ public sealed class SearchQuery
                             : throw RequestFailure.Invalid("_cursor is not one this server made.");
                         break;
                     case "_format" when value is "json" or "application/fhir+json" or "application/json":
+                        break;
+                    case "_include" when value == "*" || value.EndsWith(":patient", StringComparison.Ordinal) || value.EndsWith(":subject", StringComparison.Ordinal):
+                        parsed.IncludePatients = true;
+                        parsed.used.Add(new(name, value));
                         break;
                     default:
                         if (parameters.TryGetValue(name, out var parameter))

@@ -11,9 +11,10 @@ public sealed partial class RecordStore
     /// <paramref name="afterSequence"/>; the order never changes, so paging is stable while others write.
     /// </summary>
     /// <returns>The page, the total number of matches, and the cursor of the next page (null on the last page).</returns>
-    public (IReadOnlyList<StoredResource> Page, long Total, long? Next) Search(string type, IReadOnlyList<SearchCriterion> criteria, int count, long afterSequence, string? onlyPatient = null)
+    public (IReadOnlyList<StoredResource> Page, long Total, long? Next) Search(string? type, IReadOnlyList<SearchCriterion> criteria, int count, long afterSequence, string? onlyPatient = null)
     {
-        var where = new StringBuilder("c.type = @type AND c.deleted = 0 AND c.owner NOT IN (SELECT owner FROM data_keys WHERE shredded = 1)");
+        // A null type searches every type: the patient's whole compartment for $everything.
+        var where = new StringBuilder("(@type IS NULL OR c.type = @type) AND c.deleted = 0 AND c.owner NOT IN (SELECT owner FROM data_keys WHERE shredded = 1)");
         var parameters = new DynamicParameters(new { type });
         if (onlyPatient is not null)
         {
@@ -54,8 +55,8 @@ public sealed partial class RecordStore
             return ([], total, null);
         parameters.Add("after", afterSequence);
         parameters.Add("limit", count + 1);
-        var rows = connection.Query<(long Seq, string Id, int Version, string Owner, long LastUpdated)>(
-            $"SELECT c.seq, c.id, c.version, c.owner, c.last_updated FROM current c WHERE {where} AND c.seq > @after ORDER BY c.seq LIMIT @limit",
+        var rows = connection.Query<(long Seq, string Type, string Id, int Version, string Owner, long LastUpdated)>(
+            $"SELECT c.seq, c.type, c.id, c.version, c.owner, c.last_updated FROM current c WHERE {where} AND c.seq > @after ORDER BY c.seq LIMIT @limit",
             parameters).AsList();
         var page = new List<StoredResource>(int.Min(rows.Count, count));
         var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
@@ -64,9 +65,9 @@ public sealed partial class RecordStore
             if (!keys.TryGetValue(row.Owner, out var key))
                 keys[row.Owner] = key = DataKey(connection, null, row.Owner, create: false);
             var body = connection.QuerySingle<byte[]>(
-                "SELECT body FROM versions WHERE type = @type AND id = @Id AND version = @Version", new { type, row.Id, row.Version });
-            page.Add(new StoredResource(type, row.Id, row.Version, row.Owner, row.LastUpdated,
-                RecordCipher.Open(key, body, RecordCipher.ResourceBinding(type, row.Id, row.Version))));
+                "SELECT body FROM versions WHERE type = @Type AND id = @Id AND version = @Version", new { row.Type, row.Id, row.Version });
+            page.Add(new StoredResource(row.Type, row.Id, row.Version, row.Owner, row.LastUpdated,
+                RecordCipher.Open(key, body, RecordCipher.ResourceBinding(row.Type, row.Id, row.Version))));
         }
 
         return (page, total, rows.Count > count ? rows[count - 1].Seq : null);

@@ -62,6 +62,49 @@ public sealed class SyntheaIngestTests(LoadedCluster loaded)
     }
 
     [SyntheaFact]
+    public async Task Everything_returns_the_whole_compartment_of_a_patient_across_pages()
+    {
+        var bundle = SyntheaData.PatientBundles.Skip(3).First();
+        var resources = SyntheaData.Resources(bundle).ToList();
+        var ssn = resources.Single(r => r.GetProperty("resourceType").GetString() == "Patient").GetProperty("identifier").EnumerateArray()
+            .First(i => i.TryGetProperty("system", out var s) && s.GetString() == "http://hl7.org/fhir/sid/us-ssn").GetProperty("value").GetString()!;
+        var patient = await GetAsync($"Patient?identifier={Uri.EscapeDataString("http://hl7.org/fhir/sid/us-ssn|" + ssn)}");
+        var id = patient.GetProperty("entry")[0].GetProperty("resource").GetProperty("id").GetString()!;
+        var expected = resources.Count(r => r.GetProperty("resourceType").GetString() is not ("Organization" or "Practitioner"));
+
+        var seen = new HashSet<string>();
+        string? next = $"Patient/{id}/$everything?_count=50";
+        while (next is not null)
+        {
+            var page = await GetAsync(next);
+            Assert.Equal(expected, page.GetProperty("total").GetInt64());
+            foreach (var entry in page.GetProperty("entry").EnumerateArray())
+            {
+                var resource = entry.GetProperty("resource");
+                Assert.True(seen.Add($"{resource.GetProperty("resourceType").GetString()}/{resource.GetProperty("id").GetString()}"));
+            }
+
+            next = page.GetProperty("link").EnumerateArray().FirstOrDefault(l => l.GetProperty("relation").GetString() == "next") is { ValueKind: JsonValueKind.Object } link
+                ? link.GetProperty("url").GetString()![(loaded.Custodian.HttpUrl + "fhir/").Length..]
+                : null;
+        }
+
+        Assert.Equal(expected, seen.Count);
+        Assert.Contains($"Patient/{id}", seen);
+    }
+
+    [SyntheaFact]
+    public async Task Include_adds_the_patients_of_the_matches()
+    {
+        var page = await GetAsync("Observation?code=http://loinc.org|8302-2&_count=5&_include=Observation:patient");
+        var entries = page.GetProperty("entry").EnumerateArray().ToList();
+        var matches = entries.Where(e => e.GetProperty("search").GetProperty("mode").GetString() == "match").ToList();
+        var included = entries.Where(e => e.GetProperty("search").GetProperty("mode").GetString() == "include").Select(e => "Patient/" + e.GetProperty("resource").GetProperty("id").GetString()).ToHashSet();
+        Assert.Equal(5, matches.Count);
+        Assert.All(matches, m => Assert.Contains(m.GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString()!, included));
+    }
+
+    [SyntheaFact]
     public async Task Paging_returns_every_match_once()
     {
         var total = await TotalAsync("Observation?code=http://loinc.org|8302-2");
