@@ -53,9 +53,56 @@ public static partial class FhirEndpoints
         SmartAccess.From(context.User).RequireRole("operator");
         RequireFhirJson(context);
         if (await FhirJson.ReadAsync(context.Request.Body, context.RequestAborted).ConfigureAwait(false) is not Bundle bundle)
-            throw RequestFailure.Invalid("POST a transaction Bundle to the base.");
-        var outcome = processor.Process(bundle);
+            throw RequestFailure.Invalid("POST a transaction or batch Bundle to the base.");
+        if (bundle.Type == Bundle.BundleType.Batch)
+        {
+            await WriteAsync(context, await ProcessBatchAsync(bundle, processor, pseudonyms, ledger, context.RequestAborted).ConfigureAwait(false)).ConfigureAwait(false);
+            return;
+        }
 
+        var outcome = processor.Process(bundle);
+        await LocateAsync(context, outcome, pseudonyms, ledger).ConfigureAwait(false);
+        await WriteAsync(context, outcome.Response).ConfigureAwait(false);
+    }
+
+    // A batch is a list of independent requests: each entry is stored or refused on its own and
+    // its outcome is reported in the response entry at the same position.
+    private static async Task<Bundle> ProcessBatchAsync(Bundle bundle, TransactionProcessor processor, PatientPseudonyms pseudonyms, LedgerNode ledger, CancellationToken token)
+    {
+        if (bundle.Entry.Count > TransactionProcessor.MaxEntries)
+            throw new RequestFailure(StatusCodes.Status413PayloadTooLarge, OperationOutcome.IssueType.TooCostly, $"A Bundle may hold at most {TransactionProcessor.MaxEntries} entries.");
+        var response = new Bundle { Type = Bundle.BundleType.BatchResponse };
+        foreach (var entry in bundle.Entry)
+        {
+            try
+            {
+                var single = new Bundle { Type = Bundle.BundleType.Transaction, Entry = [entry] };
+                var outcome = processor.Process(single);
+                await LocateAsync(null, outcome, pseudonyms, ledger, token).ConfigureAwait(false);
+                response.Entry.Add(outcome.Response.Entry[0]);
+            }
+            catch (RequestFailure failure)
+            {
+                response.Entry.Add(new Bundle.EntryComponent
+                {
+                    FullUrl = entry.FullUrl,
+                    Response = new Bundle.ResponseComponent
+                    {
+                        Status = failure.StatusCode.ToString(CultureInfo.InvariantCulture),
+                        Outcome = new OperationOutcome { Issue = [new OperationOutcome.IssueComponent { Severity = OperationOutcome.IssueSeverity.Error, Code = failure.IssueType, Diagnostics = failure.Message }] },
+                    },
+                });
+            }
+        }
+
+        return response;
+    }
+
+    private static Task LocateAsync(HttpContext context, TransactionProcessor.Outcome outcome, PatientPseudonyms pseudonyms, LedgerNode ledger)
+        => LocateAsync(context, outcome, pseudonyms, ledger, context.RequestAborted);
+
+    private static async Task LocateAsync(HttpContext? context, TransactionProcessor.Outcome outcome, PatientPseudonyms pseudonyms, LedgerNode ledger, CancellationToken token)
+    {
         // One locator per patient per bundle; the patient appears on the ledger only as a pseudonym.
         foreach (var patient in outcome.Patients)
         {
@@ -67,11 +114,10 @@ public static partial class FhirEndpoints
                 ["custodian"] = ledger.NodeId,
                 ["contentHash"] = TransactionProcessor.ContentHash(outcome.ByPatient.GetValueOrDefault(patient.Id!, [])),
             });
-            var located = await ledger.AppendAsync(command, context.RequestAborted).ConfigureAwait(false);
-            context.Response.Headers["X-Ledger-Index"] = located.Index.ToString(CultureInfo.InvariantCulture);
+            var located = await ledger.AppendAsync(command, token).ConfigureAwait(false);
+            if (context is not null)
+                context.Response.Headers["X-Ledger-Index"] = located.Index.ToString(CultureInfo.InvariantCulture);
         }
-
-        await WriteAsync(context, outcome.Response).ConfigureAwait(false);
     }
 
     private static async Task ReadAsync(HttpContext context, RecordStore store, string type, string id)

@@ -206,6 +206,35 @@ public sealed class SyntheaIngestTests(LoadedCluster loaded)
         Assert.Equal(before, await TotalAsync("Observation"));
     }
 
+    [SyntheaFact]
+    public async Task Batch_entries_succeed_or_fail_on_their_own()
+    {
+        var patientId = (await GetAsync("Patient?_count=1")).GetProperty("entry")[0].GetProperty("resource").GetProperty("id").GetString()!;
+        var before = await TotalAsync($"Observation?patient={patientId}");
+        var batch = $$$"""
+            {"resourceType":"Bundle","type":"batch","entry":[
+              {"resource":{"resourceType":"Observation","status":"final","code":{"text":"batch test"},"subject":{"reference":"Patient/{{{patientId}}}"}},"request":{"method":"POST","url":"Observation"}},
+              {"resource":{"resourceType":"Observation","status":"final","code":{"text":"batch test"},"subject":{"reference":"urn:uuid:0b9c4d1e-7a2f-4e3b-8c5d-6e7f8a9b0c1d"}},"request":{"method":"POST","url":"Observation"}}
+            ]}
+            """;
+        using var response = await loaded.PostBundleAsync(Encoding.UTF8.GetBytes(batch), Token);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var result = await response.Content.ReadFromJsonAsync<JsonElement>(Token);
+        Assert.Equal("batch-response", result.GetProperty("type").GetString());
+        var statuses = result.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response").GetProperty("status").GetString()).ToList();
+        Assert.StartsWith("201", statuses[0]);
+        Assert.Equal("422", statuses[1]);
+        Assert.Equal(before + 1, await TotalAsync($"Observation?patient={patientId}"));
+
+        // Leave the shared data as the bundles made it.
+        var location = result.GetProperty("entry")[0].GetProperty("response").GetProperty("location").GetString()!;
+        using var delete = new HttpRequestMessage(HttpMethod.Delete, Fhir(string.Join('/', location.Split('/').Take(2))));
+        delete.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", loaded.OperatorToken);
+        using (var deleted = await loaded.Cluster.Client.SendAsync(delete, Token))
+            Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        Assert.Equal(before, await TotalAsync($"Observation?patient={patientId}"));
+    }
+
     [Fact]
     public async Task A_huge_body_is_refused_with_413()
     {
