@@ -65,6 +65,23 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
 
     protected override ValueTask<bool> ApplyAsync(LogEntry entry, CancellationToken token)
     {
+        try
+        {
+            return ApplyCore(entry);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // A node that cannot apply the log must not keep serving from a stale projection, and
+            // DotNext stops applying after a failure anyway. Stopping lets a supervisor restart it:
+            // the projection is durable and the log is replayed from where it stopped.
+            LogApplyFailed(logger, entry.Index, e);
+            Environment.FailFast($"Ledger apply failed at Raft index {entry.Index}: {e.GetType().Name}");
+            throw;
+        }
+    }
+
+    private ValueTask<bool> ApplyCore(LogEntry entry)
+    {
         if (entry.IsConfiguration || entry.Index <= store.RaftIndex || !entry.TryGetPayload(out var payload) || payload.IsEmpty)
         {
             Volatile.Write(ref appliedRaftIndex, long.Max(entry.Index, appliedRaftIndex));
@@ -72,7 +89,7 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
         }
 
         var batch = CommandBatch.Decode(payload.IsSingleSegment ? payload.FirstSpan : payload.ToArray());
-        if (store.FindBatch(batch.Id) is { } duplicate)
+        if (store.FindBatchWhileApplying(batch.Id) is { } duplicate)
         {
             store.AdvanceRaftIndex(entry.Index);
             Complete(batch.Id, duplicate);
@@ -166,7 +183,7 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
             LogSnapshotInstalled(logger, snapshotRaftIndex, tree.Size);
             foreach (var batchId in waiters.Keys)
             {
-                if (store.FindBatch(batchId) is { } applied)
+                if (store.FindBatchWhileApplying(batchId) is { } applied)
                     Complete(batchId, applied);
             }
 
@@ -186,6 +203,9 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
 
     [LoggerMessage(EventId = 1101, Level = LogLevel.Critical, Message = "Checkpoint at ledger index {LedgerIndex} does not match the applied tree (tree size {TreeSize}, batch position {Position})")]
     private static partial void LogCheckpointMismatch(ILogger logger, long ledgerIndex, long treeSize, int position);
+
+    [LoggerMessage(EventId = 1104, Level = LogLevel.Critical, Message = "Applying Raft index {RaftIndex} failed; the node stops")]
+    private static partial void LogApplyFailed(ILogger logger, long raftIndex, Exception exception);
 
     [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Snapshot taken at Raft index {RaftIndex}, tree size {TreeSize}")]
     private static partial void LogSnapshot(ILogger logger, long raftIndex, long treeSize);

@@ -72,13 +72,18 @@ public sealed partial class LedgerStore : IDisposable
             yield return leaf;
     }
 
-    /// <summary>The first index and count of an applied batch, or null.</summary>
+    /// <summary>The first index and count of an applied batch, or null. Safe on any thread.</summary>
     internal (long First, int Count)? FindBatch(Guid id)
     {
-        var row = writer.QuerySingleOrDefault<(long, int)?>(
-            "SELECT first_idx, count FROM batches WHERE id = @id", new { id = id.ToByteArray() });
-        return row;
+        using var connection = OpenReader();
+        return FindBatch(connection, id);
     }
+
+    /// <summary>The same, on the apply thread, through the writer connection (which is never shared with other threads).</summary>
+    internal (long First, int Count)? FindBatchWhileApplying(Guid id) => FindBatch(writer, id);
+
+    private static (long First, int Count)? FindBatch(SqliteConnection connection, Guid id)
+        => connection.QuerySingleOrDefault<(long, int)?>("SELECT first_idx, count FROM batches WHERE id = @id", new { id = id.ToByteArray() });
 
     /// <summary>
     /// Writes one applied batch atomically: its entries, their module projections, the batch id and
