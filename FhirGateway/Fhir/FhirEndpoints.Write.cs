@@ -9,11 +9,23 @@ namespace Health.FhirGateway.Fhir;
 
 public static partial class FhirEndpoints
 {
+    // The checks every interaction on an existing resource makes: known type, a scope allowing the
+    // permission, the resource exists, and a patient caller stays in their compartment.
+    private static (int Version, string Owner, bool Deleted) AuthorizeExisting(HttpContext context, RecordStore store, string type, string id, char permission)
+    {
+        RequireKnownType(type);
+        var access = SmartAccess.From(context.User);
+        access.RequireScope(type, permission);
+        var current = store.Current(type, id) ?? throw RequestFailure.NotFound($"{type}/{id} is not known.");
+        access.RequireCompartment(current.Owner);
+        return current;
+    }
+
     private static void MapWrites(RouteGroupBuilder fhir)
     {
         fhir.MapPost("/{type}", CreateAsync).WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(MaxBody));
         fhir.MapPut("/{type}/{id}", UpdateAsync).WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(MaxBody));
-        fhir.MapDelete("/{type}/{id}", DeleteAsync);
+        fhir.MapDelete("/{type}/{id}", Delete);
         fhir.MapGet("/{type}/{id}/_history", HistoryAsync);
     }
 
@@ -76,28 +88,17 @@ public static partial class FhirEndpoints
         await WriteStoredAsync(context, stored).ConfigureAwait(false);
     }
 
-    private static async Task DeleteAsync(HttpContext context, RecordStore store, TimeProvider time, string type, string id)
+    private static IResult Delete(HttpContext context, RecordStore store, TimeProvider time, string type, string id)
     {
-        RequireKnownType(type);
-        var access = SmartAccess.From(context.User);
-        access.RequireScope(type, 'd');
-        if (store.Current(type, id) is not { } current)
-            throw RequestFailure.NotFound($"{type}/{id} is not known.");
-        access.RequireCompartment(current.Owner);
+        var current = AuthorizeExisting(context, store, type, id, 'd');
         if (!current.Deleted)
             store.Delete(type, id, current.Version, time.GetUtcNow().ToUnixTimeMilliseconds());
-        context.Response.StatusCode = StatusCodes.Status204NoContent;
-        await Task.CompletedTask.ConfigureAwait(false);
+        return Results.NoContent();
     }
 
     private static async Task HistoryAsync(HttpContext context, RecordStore store, string type, string id)
     {
-        RequireKnownType(type);
-        var access = SmartAccess.From(context.User);
-        access.RequireScope(type, 'r');
-        if (store.Current(type, id) is not { } current)
-            throw RequestFailure.NotFound($"{type}/{id} is not known.");
-        access.RequireCompartment(current.Owner);
+        AuthorizeExisting(context, store, type, id, 'r');
         IReadOnlyList<StoredResource?> versions;
         try
         {
