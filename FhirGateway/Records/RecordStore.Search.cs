@@ -14,7 +14,8 @@ public sealed partial class RecordStore
     public (IReadOnlyList<StoredResource> Page, long Total, long? Next) Search(string? type, IReadOnlyList<SearchCriterion> criteria, int count, long afterSequence, string? onlyPatient = null)
     {
         // A null type searches every type: the patient's whole compartment for $everything.
-        var where = new StringBuilder("(@type IS NULL OR c.type = @type) AND c.deleted = 0 AND c.owner NOT IN (SELECT owner FROM data_keys WHERE shredded = 1)");
+        var where = new StringBuilder(type is null ? "1 = 1" : "c.type = @type");
+        where.Append(" AND c.deleted = 0 AND c.owner NOT IN (SELECT owner FROM data_keys WHERE shredded = 1)");
         var parameters = new DynamicParameters(new { type });
         if (onlyPatient is not null)
         {
@@ -40,12 +41,12 @@ public sealed partial class RecordStore
                     "ne" => $"NOT (d.low >= @{p}low AND d.high <= @{p}high)",
                     _ => $"d.low >= @{p}low AND d.high <= @{p}high",
                 };
-                where.Append(CultureInfo.InvariantCulture, $" AND EXISTS (SELECT 1 FROM search_dates d WHERE d.type = c.type AND d.id = c.id AND d.param = @{p} AND {comparison})");
+                where.Append(CultureInfo.InvariantCulture, $" AND c.id IN (SELECT d.id FROM search_dates d WHERE d.type = @type AND d.param = @{p} AND {comparison})");
             }
             else
             {
                 parameters.Add(p + "tokens", criterion.Tokens.ToList());
-                where.Append(CultureInfo.InvariantCulture, $" AND EXISTS (SELECT 1 FROM search_tokens t WHERE t.type = c.type AND t.id = c.id AND t.param = @{p} AND t.token IN @{p}tokens)");
+                where.Append(CultureInfo.InvariantCulture, $" AND c.id IN (SELECT t.id FROM search_tokens t WHERE t.type = @type AND t.param = @{p} AND t.token IN @{p}tokens)");
             }
         }
 
