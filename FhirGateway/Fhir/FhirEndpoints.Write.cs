@@ -78,11 +78,10 @@ public static partial class FhirEndpoints
         resource.Meta.LastUpdated = now;
         var stored = new StoredResource(type, id, version, owner, now.ToUnixTimeMilliseconds(), FhirJson.ToUtf8(resource));
         var (tokens, dates) = indexer.Index(resource);
-        using (var connection = store.Open())
+        using (var writer = store.BeginWrite())
         {
-            using var transaction = connection.BeginTransaction();
-            store.Write(connection, transaction, stored, store.DataKey(connection, transaction, owner, create: false), tokens, dates);
-            transaction.Commit();
+            writer.Write(stored, tokens, dates, createKey: false);
+            writer.Commit();
         }
 
         await WriteStoredAsync(context, stored).ConfigureAwait(false);

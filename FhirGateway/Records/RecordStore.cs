@@ -75,24 +75,11 @@ public sealed partial class RecordStore : IDisposable
         return connection.Execute("UPDATE data_keys SET wrapped = NULL, shredded = 1 WHERE owner = @patientId AND owner <> ''", new { patientId }) > 0;
     }
 
-    /// <summary>Writes one new version of a resource with its index rows, inside the caller's transaction.</summary>
-    public void Write(SqliteConnection connection, SqliteTransaction transaction, StoredResource resource, byte[] dataKey,
-        IReadOnlyList<(string Param, byte[] Token)> tokens, IReadOnlyList<(string Param, long Low, long High)> dates)
+    /// <summary>Starts a transaction for writing resource versions; nothing is visible until it commits.</summary>
+    public RecordWriter BeginWrite()
     {
-        var body = RecordCipher.Seal(dataKey, resource.Json, RecordCipher.ResourceBinding(resource.Type, resource.Id, resource.Version));
-        connection.Execute(
-            "INSERT INTO versions(type, id, version, last_updated, body) VALUES (@Type, @Id, @Version, @LastUpdated, @body)",
-            new { resource.Type, resource.Id, resource.Version, resource.LastUpdated, body }, transaction);
-        connection.Execute("""
-            INSERT INTO current(type, id, version, owner, last_updated) VALUES (@Type, @Id, @Version, @Owner, @LastUpdated)
-            ON CONFLICT(type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated, deleted = 0
-            """, resource, transaction);
-        connection.Execute("DELETE FROM search_tokens WHERE type = @Type AND id = @Id", resource, transaction);
-        connection.Execute("DELETE FROM search_dates WHERE type = @Type AND id = @Id", resource, transaction);
-        connection.Execute("INSERT INTO search_tokens(type, id, param, token) VALUES (@Type, @Id, @Param, @Token)",
-            tokens.Select(t => new { resource.Type, resource.Id, t.Param, t.Token }), transaction);
-        connection.Execute("INSERT INTO search_dates(type, id, param, low, high) VALUES (@Type, @Id, @Param, @Low, @High)",
-            dates.Select(d => new { resource.Type, resource.Id, d.Param, d.Low, d.High }), transaction);
+        var connection = Open();
+        return new RecordWriter(this, connection, connection.BeginTransaction());
     }
 
     /// <summary>The current version of a resource, or a specific one.</summary>

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using Hl7.Fhir.FhirPath;
 using Hl7.Fhir.Model;
 
 namespace Health.FhirGateway.Records;
@@ -22,7 +21,7 @@ public sealed class SearchIndexer(byte[] indexKey)
         var dates = new List<(string, long, long)>();
         foreach (var parameter in SearchParameters.For(resource.TypeName))
         {
-            foreach (var value in resource.Select(parameter.Path).OfType<Base>())
+            foreach (var value in ElementPath.Select(resource, parameter.Path))
             {
                 switch (parameter.Kind)
                 {

@@ -20,7 +20,7 @@ public enum SearchKind
 /// <param name="ResourceType">The resource type it applies to.</param>
 /// <param name="Name">The parameter name in the query.</param>
 /// <param name="Kind">How it is indexed.</param>
-/// <param name="Path">FHIRPath expression selecting the indexed elements.</param>
+/// <param name="Path">Element path selecting the indexed elements (see <see cref="ElementPath"/>).</param>
 public sealed record SearchParameter(string ResourceType, string Name, SearchKind Kind, string Path);
 
 /// <summary>Every search parameter the node supports; the CapabilityStatement is generated from this list.</summary>

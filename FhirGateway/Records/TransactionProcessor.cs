@@ -37,8 +37,7 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
         var byPatient = new Dictionary<string, List<StoredResource>>(StringComparer.Ordinal);
         var patients = new List<Patient>();
         var response = new Bundle { Type = Bundle.BundleType.TransactionResponse };
-        using var connection = store.Open();
-        using var transaction = connection.BeginTransaction();
+        using var writer = store.BeginWrite();
         foreach (var entry in planned.OrderBy(e => e.Resource is Patient ? 0 : 1))
         {
             if (entry.ExistingId is { } existing)
@@ -55,7 +54,7 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
             var owner = OwnerOf(resource);
             var stored = new StoredResource(resource.TypeName, entry.NewId, 1, owner, now.ToUnixTimeMilliseconds(), FhirJson.ToUtf8(resource));
             var (tokens, dates) = indexer.Index(resource);
-            store.Write(connection, transaction, stored, store.DataKey(connection, transaction, owner, create: true), tokens, dates);
+            writer.Write(stored, tokens, dates, createKey: true);
             if (owner != RecordStore.NodeOwner)
                 (byPatient.TryGetValue(owner, out var list) ? list : byPatient[owner] = []).Add(stored);
             if (resource is Patient patient)
@@ -63,7 +62,7 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
             response.Entry.Add(Response(entry, $"{resource.TypeName}/{entry.NewId}/_history/1", "201 Created"));
         }
 
-        transaction.Commit();
+        writer.Commit();
         return new Outcome(response, byPatient, patients);
     }
 

@@ -1,0 +1,78 @@
+using Microsoft.Data.Sqlite;
+
+namespace Health.FhirGateway.Records;
+
+/// <summary>
+/// Writes resource versions and their index rows inside one SQLite transaction with prepared
+/// statements reused for every row, and caches the data keys it has opened.
+/// </summary>
+public sealed class RecordWriter : IDisposable
+{
+    private readonly RecordStore store;
+    private readonly SqliteConnection connection;
+    private readonly SqliteTransaction transaction;
+    private readonly Dictionary<string, byte[]> keys = new(StringComparer.Ordinal);
+    private readonly SqliteCommand insertVersion, upsertCurrent, deleteTokens, deleteDates, insertToken, insertDate;
+
+    internal RecordWriter(RecordStore store, SqliteConnection connection, SqliteTransaction transaction)
+    {
+        this.store = store;
+        this.connection = connection;
+        this.transaction = transaction;
+        insertVersion = Prepare("INSERT INTO versions(type, id, version, last_updated, body) VALUES ($type, $id, $version, $updated, $body)", "$type", "$id", "$version", "$updated", "$body");
+        upsertCurrent = Prepare("""
+            INSERT INTO current(type, id, version, owner, last_updated) VALUES ($type, $id, $version, $owner, $updated)
+            ON CONFLICT(type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated, deleted = 0
+            """, "$type", "$id", "$version", "$owner", "$updated");
+        deleteTokens = Prepare("DELETE FROM search_tokens WHERE type = $type AND id = $id", "$type", "$id");
+        deleteDates = Prepare("DELETE FROM search_dates WHERE type = $type AND id = $id", "$type", "$id");
+        insertToken = Prepare("INSERT INTO search_tokens(type, id, param, token) VALUES ($type, $id, $param, $token)", "$type", "$id", "$param", "$token");
+        insertDate = Prepare("INSERT INTO search_dates(type, id, param, low, high) VALUES ($type, $id, $param, $low, $high)", "$type", "$id", "$param", "$low", "$high");
+    }
+
+    /// <summary>Writes one new version of a resource, sealed under its owner's data key, with its index rows.</summary>
+    public void Write(StoredResource resource, IReadOnlyList<(string Param, byte[] Token)> tokens, IReadOnlyList<(string Param, long Low, long High)> dates, bool createKey)
+    {
+        if (!keys.TryGetValue(resource.Owner, out var key))
+            keys[resource.Owner] = key = store.DataKey(connection, transaction, resource.Owner, createKey);
+        var body = RecordCipher.Seal(key, resource.Json, RecordCipher.ResourceBinding(resource.Type, resource.Id, resource.Version));
+        Run(insertVersion, resource.Type, resource.Id, resource.Version, resource.LastUpdated, body);
+        Run(upsertCurrent, resource.Type, resource.Id, resource.Version, resource.Owner, resource.LastUpdated);
+        Run(deleteTokens, resource.Type, resource.Id);
+        Run(deleteDates, resource.Type, resource.Id);
+        foreach (var (param, token) in tokens)
+            Run(insertToken, resource.Type, resource.Id, param, token);
+        foreach (var (param, low, high) in dates)
+            Run(insertDate, resource.Type, resource.Id, param, low, high);
+    }
+
+    /// <summary>Commits everything written.</summary>
+    public void Commit() => transaction.Commit();
+
+    private SqliteCommand Prepare(string sql, params string[] names)
+    {
+        var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        foreach (var name in names)
+            command.Parameters.Add(new SqliteParameter { ParameterName = name });
+        command.Prepare();
+        return command;
+    }
+
+    private static void Run(SqliteCommand command, params object[] values)
+    {
+        for (var i = 0; i < values.Length; i++)
+            command.Parameters[i].Value = values[i];
+        command.ExecuteNonQuery();
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        foreach (var command in new[] { insertVersion, upsertCurrent, deleteTokens, deleteDates, insertToken, insertDate })
+            command.Dispose();
+        transaction.Dispose();
+        connection.Dispose();
+    }
+}
