@@ -86,7 +86,7 @@ internal static class NodeCommands
 
     private static Command TokenCommand()
     {
-        var key = new Option<FileInfo>("--key") { Description = "The dev issuer's key file (the demo's is .data/demo/dev-issuer.pem).", Required = true };
+        var key = new Option<FileInfo>("--key") { Description = "The dev issuer's key file (the demo prints where its key is).", Required = true };
         var roles = new Option<string[]>("--role") { Description = "clinician, patient, auditor or operator; repeat for several.", Required = true, AllowMultipleArgumentsPerToken = true };
         roles.AcceptOnlyFromAmong("clinician", "patient", "auditor", "operator");
         var scopes = new Option<string[]>("--scope") { Description = "SMART scopes; by default patient/*.rs, user/*.rs or system/*.cruds to match the roles.", AllowMultipleArgumentsPerToken = true };
