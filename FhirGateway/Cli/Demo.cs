@@ -36,6 +36,8 @@ internal static class Demo
                 await File.WriteAllTextAsync(Path.Combine(data.FullName, "samples-loaded"), samples.FullName, token).ConfigureAwait(false);
             }
 
+            var patientId = await FirstPatientAsync(new Uri(first + "/fhir/Patient?_count=1"), clinicianToken, token).ConfigureAwait(false);
+            var patientToken = patientId is null ? "(no patient loaded)" : issuer.Mint("demo-patient", ["patient"], ["patient/*.rs"], new Dictionary<string, string> { ["patient"] = patientId }, TimeSpan.FromHours(12), now);
             var nodes = string.Join(Environment.NewLine, members.Select(m => $"  {m.NodeId}: {m.HttpUrl} (Raft {m.RaftEndPoint})"));
             Console.WriteLine($$$"""
 
@@ -54,6 +56,7 @@ internal static class Demo
                   dotnet run --project FhirGateway -- token --key {{{data.FullName}}}/dev-issuer.pem --role clinician):
                   export CLINICIAN='{{{clinicianToken}}}'
                   export OPERATOR='{{{operatorToken}}}'
+                  export PATIENT='{{{patientToken}}}'    # Patient/{{{patientId}}}, sees only their own records
                   curl -s {{{first}}}/fhir/metadata
                   curl -s -H "Authorization: Bearer $CLINICIAN" '{{{first}}}/fhir/Patient?gender=female&_count=5'
                   curl -s -H "Authorization: Bearer $CLINICIAN" '{{{first}}}/fhir/Observation?code=http://loinc.org|8302-2&_summary=count'
@@ -73,6 +76,16 @@ internal static class Demo
 
             Console.WriteLine("All nodes stopped.");
         }
+    }
+
+    private static async Task<string?> FirstPatientAsync(Uri search, string bearer, CancellationToken token)
+    {
+        using var client = new HttpClient();
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", bearer);
+        using var document = System.Text.Json.JsonDocument.Parse(await client.GetStringAsync(search, token).ConfigureAwait(false));
+        return document.RootElement.TryGetProperty("entry", out var entries) && entries.GetArrayLength() > 0
+            ? entries[0].GetProperty("resource").GetProperty("id").GetString()
+            : null;
     }
 
     // The sample patients beside the checkout (../shared/fhir/synthea-r4), found from the working
