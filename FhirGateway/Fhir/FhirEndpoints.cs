@@ -153,7 +153,7 @@ public static partial class FhirEndpoints
         var access = SmartAccess.From(context.User);
         access.RequireScope(type, 's');
         var query = SearchQuery.Parse(type, context.Request.Query, indexer, Strict(context));
-        var (page, total, next) = store.Search(type, query.Criteria, query.Count, query.After, access.CompartmentPatient);
+        var (page, total, next) = store.Search(type, query.Criteria, query.Count, query.After, access.CompartmentPatient, query.SortParameter, query.SortDescending);
         var bundle = SearchBundle(context, $"{type}", query, page, total, next);
         if (query.IncludePatients)
         {

@@ -21,6 +21,12 @@ public sealed class SearchQuery
     /// <summary>Entries per page; 0 asks for the total only.</summary>
     public int Count { get; private set; } = 50;
 
+    /// <summary>The date parameter results are sorted by, or null for insertion order.</summary>
+    public string? SortParameter { get; private set; }
+
+    /// <summary>Whether the sort is newest first.</summary>
+    public bool SortDescending { get; private set; }
+
     /// <summary>Whether <c>_include</c> asked for the patients of the matches.</summary>
     public bool IncludePatients { get; private set; }
 
@@ -53,6 +59,15 @@ public sealed class SearchQuery
                         parsed.After = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var after)
                             ? after
                             : throw RequestFailure.Invalid("_cursor is not one this server made.");
+                        break;
+                    case "_sort":
+                        var descending = value.StartsWith('-');
+                        var sortName = descending ? value[1..] : value;
+                        parsed.SortParameter = parameters.TryGetValue(sortName, out var sortBy) && sortBy.Kind == SearchKind.Date
+                            ? sortBy.Name
+                            : throw RequestFailure.Invalid($"_sort accepts the date parameters of {type} ({string.Join(", ", parameters.Values.Where(p => p.Kind == SearchKind.Date).Select(p => p.Name))}), with '-' for newest first.");
+                        parsed.SortDescending = descending;
+                        parsed.used.Add(new(name, value));
                         break;
                     case "_format" when value is "json" or "application/fhir+json" or "application/json":
                         break;

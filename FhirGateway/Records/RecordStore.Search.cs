@@ -11,7 +11,13 @@ public sealed partial class RecordStore
     /// <paramref name="afterSequence"/>; the order never changes, so paging is stable while others write.
     /// </summary>
     /// <returns>The page, the total number of matches, and the cursor of the next page (null on the last page).</returns>
-    public (IReadOnlyList<StoredResource> Page, long Total, long? Next) Search(string? type, IReadOnlyList<SearchCriterion> criteria, int count, long afterSequence, string? onlyPatient = null)
+    /// <remarks>
+    /// With <paramref name="sortByDate"/> the results are ordered by that date parameter (earliest
+    /// value of each resource; resources without one last) and <paramref name="afterSequence"/> is an
+    /// offset instead: sorted pages are not stable while others write.
+    /// </remarks>
+    public (IReadOnlyList<StoredResource> Page, long Total, long? Next) Search(string? type, IReadOnlyList<SearchCriterion> criteria, int count, long afterSequence,
+        string? onlyPatient = null, string? sortByDate = null, bool descending = false)
     {
         // A null type searches every type: the patient's whole compartment for $everything.
         var where = new StringBuilder(type is null ? "1 = 1" : "c.type = @type");
@@ -56,10 +62,13 @@ public sealed partial class RecordStore
             return ([], total, null);
         parameters.Add("after", afterSequence);
         parameters.Add("limit", count + 1);
+        parameters.Add("sort", sortByDate);
+        var page = sortByDate is null
+            ? $"AND c.seq > @after ORDER BY c.seq LIMIT @limit"
+            : $"ORDER BY (SELECT MIN(d.low) FROM search_dates d WHERE d.type = c.type AND d.id = c.id AND d.param = @sort) IS NULL, (SELECT MIN(d.low) FROM search_dates d WHERE d.type = c.type AND d.id = c.id AND d.param = @sort) {(descending ? "DESC" : "ASC")}, c.seq LIMIT @limit OFFSET @after";
         var rows = connection.Query<(long Seq, string Type, string Id, int Version, string Owner, long LastUpdated)>(
-            $"SELECT c.seq, c.type, c.id, c.version, c.owner, c.last_updated FROM current c WHERE {where} AND c.seq > @after ORDER BY c.seq LIMIT @limit",
-            parameters).AsList();
-        var page = new List<StoredResource>(int.Min(rows.Count, count));
+            $"SELECT c.seq, c.type, c.id, c.version, c.owner, c.last_updated FROM current c WHERE {where} {page}", parameters).AsList();
+        var results = new List<StoredResource>(int.Min(rows.Count, count));
         var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         foreach (var row in rows.Take(count))
         {
@@ -67,11 +76,12 @@ public sealed partial class RecordStore
                 keys[row.Owner] = key = DataKey(connection, null, row.Owner, create: false);
             var body = connection.QuerySingle<byte[]>(
                 "SELECT body FROM versions WHERE type = @Type AND id = @Id AND version = @Version", new { row.Type, row.Id, row.Version });
-            page.Add(new StoredResource(row.Type, row.Id, row.Version, row.Owner, row.LastUpdated,
+            results.Add(new StoredResource(row.Type, row.Id, row.Version, row.Owner, row.LastUpdated,
                 RecordCipher.Open(key, body, RecordCipher.ResourceBinding(row.Type, row.Id, row.Version))));
         }
 
-        return (page, total, rows.Count > count ? rows[count - 1].Seq : null);
+        long? next = rows.Count <= count ? null : sortByDate is null ? rows[count - 1].Seq : afterSequence + count;
+        return (results, total, next);
     }
 
     /// <summary>The compartment owner of a current resource, or null when it does not exist.</summary>

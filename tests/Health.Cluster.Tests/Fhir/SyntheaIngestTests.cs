@@ -105,6 +105,30 @@ public sealed class SyntheaIngestTests(LoadedCluster loaded)
     }
 
     [SyntheaFact]
+    public async Task Sort_by_date_orders_every_page_newest_first()
+    {
+        var patientId = (await GetAsync("Patient?_count=1")).GetProperty("entry")[0].GetProperty("resource").GetProperty("id").GetString()!;
+        var dates = new List<string>();
+        string? next = $"Observation?patient={patientId}&_sort=-date&_count=7";
+        long total = 0;
+        while (next is not null)
+        {
+            var page = await GetAsync(next);
+            total = page.GetProperty("total").GetInt64();
+            dates.AddRange(page.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("resource").GetProperty("effectiveDateTime").GetString()!));
+            next = page.GetProperty("link").EnumerateArray().FirstOrDefault(l => l.GetProperty("relation").GetString() == "next") is { ValueKind: JsonValueKind.Object } link
+                ? link.GetProperty("url").GetString()![(loaded.Custodian.HttpUrl + "fhir/").Length..]
+                : null;
+        }
+
+        Assert.Equal(total, dates.Count);
+        var instants = dates.Select(d => DateTimeOffset.Parse(d, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(instants.OrderByDescending(d => d), instants);
+        using var badSort = await loaded.Cluster.Client.GetAsync(Fhir("Observation?_sort=code"), Token);
+        Assert.Equal(HttpStatusCode.BadRequest, badSort.StatusCode);
+    }
+
+    [SyntheaFact]
     public async Task Paging_returns_every_match_once()
     {
         var total = await TotalAsync("Observation?code=http://loinc.org|8302-2");
