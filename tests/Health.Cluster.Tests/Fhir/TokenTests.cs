@@ -52,8 +52,52 @@ public sealed class TokenTests(LoadedCluster loaded) : IDisposable
         Assert.Equal("OperationOutcome", (await response.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("resourceType").GetString());
     }
 
+    [Theory]
+    [InlineData("audience")]
+    [InlineData("issuer")]
+    [InlineData("not-yet-valid")]
+    [InlineData("no-expiry")]
+    public async Task Tokens_signed_by_the_real_key_but_with_wrong_claims_get_401(string wrong)
+    {
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var claims = new Dictionary<string, object>
+        {
+            ["iss"] = wrong == "issuer" ? "https://elsewhere.invalid" : "https://dev-issuer.health-ledger.invalid",
+            ["aud"] = wrong == "audience" ? "another-api" : "health-ledger",
+            ["sub"] = "x", ["roles"] = "clinician", ["scope"] = "user/*.rs",
+            ["nbf"] = wrong == "not-yet-valid" ? now + 3600 : now - 10,
+        };
+        if (wrong != "no-expiry")
+            claims["exp"] = now + 7200;
+        using var key = ECDsa.Create();
+        key.ImportFromPem(await File.ReadAllTextAsync(loaded.Cluster.DevIssuerKey));
+        var unsigned = $"{Part(new { alg = "ES256", typ = "JWT" })}.{Part(claims)}";
+        var token = unsigned + "." + Base64Url(key.SignData(Encoding.ASCII.GetBytes(unsigned), HashAlgorithmName.SHA256));
+
+        using var response = await GetAsync("Patient?_count=1", token);
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
     [Fact]
-    public async Task Missing_expired_and_not_yet_valid_tokens_get_401()
+    public async Task The_same_claims_signed_by_the_real_key_are_accepted()
+    {
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var claims = new Dictionary<string, object>
+        {
+            ["iss"] = "https://dev-issuer.health-ledger.invalid", ["aud"] = "health-ledger", ["sub"] = "x",
+            ["roles"] = "clinician", ["scope"] = "user/*.rs", ["nbf"] = now - 10, ["exp"] = now + 600,
+        };
+        using var key = ECDsa.Create();
+        key.ImportFromPem(await File.ReadAllTextAsync(loaded.Cluster.DevIssuerKey));
+        var unsigned = $"{Part(new { alg = "ES256", typ = "JWT" })}.{Part(claims)}";
+        var token = unsigned + "." + Base64Url(key.SignData(Encoding.ASCII.GetBytes(unsigned), HashAlgorithmName.SHA256));
+
+        using var response = await GetAsync("Patient?_count=1", token);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Missing_and_expired_tokens_get_401()
     {
         using (var none = await GetAsync("Patient?_count=1", null))
             Assert.Equal(HttpStatusCode.Unauthorized, none.StatusCode);
