@@ -25,16 +25,7 @@ public sealed class DevTokenIssuer
     public SecurityKey ValidationKey => key;
 
     /// <summary>Loads the issuer key at <paramref name="path"/>, creating it when absent.</summary>
-    public static DevTokenIssuer LoadOrCreate(string path)
-    {
-        var ecdsa = ECDsa.Create();
-        ecdsa.ImportFromPem(Hosting.KeyFiles.ReadOrCreate(path, () =>
-        {
-            using var fresh = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-            return fresh.ExportPkcs8PrivateKeyPem();
-        }));
-        return new DevTokenIssuer(ecdsa);
-    }
+    public static DevTokenIssuer LoadOrCreate(string path) => new(Health.Ledger.Storage.KeyFiles.ReadOrCreateEcdsa(path));
 
     /// <summary>Mints a token.</summary>
     /// <param name="subject">The user.</param>

@@ -20,8 +20,6 @@ public static partial class FhirEndpoints
     /// <summary>Largest request body, in bytes.</summary>
     public const long MaxBody = 32L * 1024 * 1024;
 
-    private const int DefaultPage = 50;
-    private const int MaxPage = 500;
 
     /// <summary>Maps the routes.</summary>
     public static IEndpointRouteBuilder MapFhirApi(this IEndpointRouteBuilder app)
@@ -135,7 +133,7 @@ public static partial class FhirEndpoints
         RequireKnownType(type);
         var access = SmartAccess.From(context.User);
         access.RequireScope(type, 'r');
-        if (access.CompartmentPatient is { } patient && store.OwnerOf(type, id) is { } owner && owner != patient && owner != RecordStore.NodeOwner)
+        if (access.CompartmentPatient is { } patient && store.Current(type, id)?.Owner is { } owner && owner != patient && owner != RecordStore.NodeOwner)
             throw RequestFailure.Forbidden("A patient may read only their own records.");
         try
         {

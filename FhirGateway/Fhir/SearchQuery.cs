@@ -8,6 +8,8 @@ namespace Health.FhirGateway.Fhir;
 /// <summary>A parsed search: criteria (ANDed; comma-separated values ORed), page size and cursor.</summary>
 public sealed class SearchQuery
 {
+    private const int DefaultCount = 50;
+    private const int MaxCount = 500;
     private static readonly string[] DatePrefixes = ["eq", "ne", "lt", "gt", "le", "ge"];
     private readonly List<KeyValuePair<string, string>> used = [];
 
@@ -19,7 +21,7 @@ public sealed class SearchQuery
     public List<SearchCriterion> Criteria { get; } = [];
 
     /// <summary>Entries per page; 0 asks for the total only.</summary>
-    public int Count { get; private set; } = 50;
+    public int Count { get; private set; } = DefaultCount;
 
     /// <summary>The date parameter results are sorted by, or null for insertion order.</summary>
     public string? SortParameter { get; private set; }
@@ -46,9 +48,9 @@ public sealed class SearchQuery
                 switch (name)
                 {
                     case "_count":
-                        parsed.Count = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var count) && count <= 500
+                        parsed.Count = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var count) && count <= MaxCount
                             ? count
-                            : throw RequestFailure.Invalid("_count must be a number from 0 to 500.");
+                            : throw RequestFailure.Invalid($"_count must be a number from 0 to {MaxCount}.");
                         parsed.used.Add(new(name, value));
                         break;
                     case "_summary" when value == "count":

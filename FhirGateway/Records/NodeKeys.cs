@@ -43,7 +43,7 @@ public sealed class NodeKeys
 
     /// <summary>Reads a base64 key file or creates one with 32 random bytes.</summary>
     public static byte[] LoadOrCreate(string path)
-        => Decode(Hosting.KeyFiles.ReadOrCreate(path, () => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))).Trim(), path);
+        => Decode(Health.Ledger.Storage.KeyFiles.ReadOrCreate(path, () => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))).Trim(), path);
 
     private static byte[] Decode(string base64, string source)
     {

@@ -84,13 +84,6 @@ public sealed partial class RecordStore
         return (results, total, next);
     }
 
-    /// <summary>The compartment owner of a current resource, or null when it does not exist.</summary>
-    public string? OwnerOf(string type, string id)
-    {
-        using var connection = Open();
-        return connection.QuerySingleOrDefault<string?>("SELECT owner FROM current WHERE type = @type AND id = @id", new { type, id });
-    }
-
     /// <summary>Ids of current resources of a type carrying an index token (for conditional references and creates).</summary>
     public IReadOnlyList<string> FindByToken(string type, string param, byte[] token)
     {
@@ -99,13 +92,5 @@ public sealed partial class RecordStore
             SELECT DISTINCT t.id FROM search_tokens t JOIN current c ON c.type = t.type AND c.id = t.id
             WHERE t.type = @type AND t.param = @param AND t.token = @token AND c.deleted = 0 LIMIT 2
             """, new { type, param, token }).AsList();
-    }
-
-    /// <summary>Number of current resources per type.</summary>
-    public IReadOnlyDictionary<string, long> CountByType()
-    {
-        using var connection = Open();
-        return connection.Query<(string Type, long Count)>("SELECT type, COUNT(*) FROM current WHERE deleted = 0 GROUP BY type")
-            .ToDictionary(r => r.Type, r => r.Count, StringComparer.Ordinal);
     }
 }

@@ -18,24 +18,7 @@ public sealed class NodeSigningKey : IDisposable
     public string KeyId { get; }
 
     /// <summary>Loads the key at <paramref name="path"/>, creating it (owner-readable only) when absent.</summary>
-    public static NodeSigningKey LoadOrCreate(string path)
-    {
-        var key = ECDsa.Create();
-        if (File.Exists(path))
-        {
-            key.ImportFromPem(File.ReadAllText(path));
-            return new NodeSigningKey(key);
-        }
-
-        key.GenerateKey(ECCurve.NamedCurves.nistP256);
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using (var file = new StreamWriter(path, options))
-            file.Write(key.ExportPkcs8PrivateKeyPem());
-        return new NodeSigningKey(key);
-    }
+    public static NodeSigningKey LoadOrCreate(string path) => new(Storage.KeyFiles.ReadOrCreateEcdsa(path));
 
     /// <summary>The public key as PEM, for publishing to verifiers.</summary>
     public string PublicKeyPem() => Key.ExportSubjectPublicKeyInfoPem();

@@ -22,6 +22,15 @@ public sealed class TokenTests(LoadedCluster loaded) : IDisposable
         return await client.SendAsync(request, Token);
     }
 
+    // An ES256 token over arbitrary claims, signed with the key the nodes trust.
+    private async Task<string> SignWithClusterKeyAsync(Dictionary<string, object> claims)
+    {
+        using var key = ECDsa.Create();
+        key.ImportFromPem(await File.ReadAllTextAsync(loaded.Cluster.DevIssuerKey));
+        var unsigned = $"{Part(new { alg = "ES256", typ = "JWT" })}.{Part(claims)}";
+        return unsigned + "." + Base64Url(key.SignData(Encoding.ASCII.GetBytes(unsigned), HashAlgorithmName.SHA256));
+    }
+
     private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     private static string Part(object value) => Base64Url(JsonSerializer.SerializeToUtf8Bytes(value));
@@ -69,12 +78,7 @@ public sealed class TokenTests(LoadedCluster loaded) : IDisposable
         };
         if (wrong != "no-expiry")
             claims["exp"] = now + 7200;
-        using var key = ECDsa.Create();
-        key.ImportFromPem(await File.ReadAllTextAsync(loaded.Cluster.DevIssuerKey));
-        var unsigned = $"{Part(new { alg = "ES256", typ = "JWT" })}.{Part(claims)}";
-        var token = unsigned + "." + Base64Url(key.SignData(Encoding.ASCII.GetBytes(unsigned), HashAlgorithmName.SHA256));
-
-        using var response = await GetAsync("Patient?_count=1", token);
+        using var response = await GetAsync("Patient?_count=1", await SignWithClusterKeyAsync(claims));
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
     }
 
@@ -87,12 +91,7 @@ public sealed class TokenTests(LoadedCluster loaded) : IDisposable
             ["iss"] = "https://dev-issuer.health-ledger.invalid", ["aud"] = "health-ledger", ["sub"] = "x",
             ["roles"] = "clinician", ["scope"] = "user/*.rs", ["nbf"] = now - 10, ["exp"] = now + 600,
         };
-        using var key = ECDsa.Create();
-        key.ImportFromPem(await File.ReadAllTextAsync(loaded.Cluster.DevIssuerKey));
-        var unsigned = $"{Part(new { alg = "ES256", typ = "JWT" })}.{Part(claims)}";
-        var token = unsigned + "." + Base64Url(key.SignData(Encoding.ASCII.GetBytes(unsigned), HashAlgorithmName.SHA256));
-
-        using var response = await GetAsync("Patient?_count=1", token);
+        using var response = await GetAsync("Patient?_count=1", await SignWithClusterKeyAsync(claims));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 

@@ -1,4 +1,6 @@
-namespace Health.FhirGateway.Hosting;
+using System.Security.Cryptography;
+
+namespace Health.Ledger.Storage;
 
 /// <summary>Secret files created once and shared safely between processes starting together.</summary>
 public static class KeyFiles
@@ -29,5 +31,17 @@ public static class KeyFiles
         }
 
         return File.ReadAllText(path);
+    }
+
+    /// <summary>An ECDSA P-256 key kept as a PKCS#8 PEM file at <paramref name="path"/>, made on first use.</summary>
+    public static ECDsa ReadOrCreateEcdsa(string path)
+    {
+        var key = ECDsa.Create();
+        key.ImportFromPem(ReadOrCreate(path, static () =>
+        {
+            using var fresh = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            return fresh.ExportPkcs8PrivateKeyPem();
+        }));
+        return key;
     }
 }
