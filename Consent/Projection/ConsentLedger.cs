@@ -1,0 +1,70 @@
+using Dapper;
+using Health.Consent.Policy;
+using Health.Ledger.Storage;
+using Microsoft.Data.Sqlite;
+
+namespace Health.Consent.Projection;
+
+/// <summary>Reads what <see cref="ConsentProjection"/> keeps, on any thread.</summary>
+public sealed class ConsentLedger(LedgerStore store)
+{
+    /// <summary>The applied access request at <paramref name="index"/>, or null when that entry is not one (or not applied here).</summary>
+    public AccessRecord? Access(long index)
+    {
+        using var connection = store.OpenReader();
+        return Accesses(connection, "WHERE idx = @index", new { index }).SingleOrDefault();
+    }
+
+    /// <summary>A patient's access requests, newest first, before ledger index <paramref name="before"/>.</summary>
+    public IReadOnlyList<AccessRecord> AccessesOf(string patientKey, long before = long.MaxValue, int count = 100)
+    {
+        using var connection = store.OpenReader();
+        return Accesses(connection, "WHERE patient_key = @patientKey AND idx < @before ORDER BY idx DESC LIMIT @count", new { patientKey, before, count });
+    }
+
+    /// <summary>Every grant a patient made, newest first.</summary>
+    public IReadOnlyList<GrantRecord> GrantsOf(string patientKey)
+    {
+        using var connection = store.OpenReader();
+        return connection.Query<(string ConsentId, string? Provision, long GrantedIdx, long GrantedTs, long? RevokedIdx, long? RevokedTs)>(
+                "SELECT consent_id, provision, granted_idx, granted_ts, revoked_idx, revoked_ts FROM consent_grants WHERE patient_key = @patientKey ORDER BY granted_idx DESC",
+                new { patientKey })
+            .Select(r => new GrantRecord(r.ConsentId, r.Provision is null ? null : ProvisionJson.TryRead(r.Provision), r.GrantedIdx, r.GrantedTs, r.RevokedIdx, r.RevokedTs))
+            .ToList();
+    }
+
+    /// <summary>The custodians the ledger says hold records about a patient.</summary>
+    public IReadOnlyList<string> CustodiansOf(string patientKey)
+    {
+        using var connection = store.OpenReader();
+        return connection.Query<string>("SELECT custodian FROM record_locations WHERE patient_key = @patientKey ORDER BY custodian", new { patientKey }).AsList();
+    }
+
+    private static List<AccessRecord> Accesses(SqliteConnection connection, string where, object parameters)
+        => connection.Query<AccessRow>($"""
+            SELECT idx AS "Index", ts AS Time, requester, organization, custodian, scope, purpose, interaction, break_glass_reason AS BreakGlassReason,
+                permitted, break_glass AS BreakGlass, reason, consent_id AS ConsentId, withheld FROM access_log {where}
+            """, parameters)
+            .Select(r => new AccessRecord(r.Index, r.Time, r.Requester, r.Organization, r.Custodian, r.Scope, r.Purpose, r.Interaction, r.BreakGlassReason,
+                new ConsentDecision(r.Permitted, r.Reason, r.ConsentId, r.BreakGlass, r.Withheld.Split(' ', StringSplitOptions.RemoveEmptyEntries))))
+            .ToList();
+
+    // Dapper fills properties, converting SQLite's integers to bool.
+    private sealed class AccessRow
+    {
+        public long Index { get; init; }
+        public long Time { get; init; }
+        public string Requester { get; init; } = "";
+        public string Organization { get; init; } = "";
+        public string Custodian { get; init; } = "";
+        public string Scope { get; init; } = "";
+        public string Purpose { get; init; } = "";
+        public string Interaction { get; init; } = "";
+        public string? BreakGlassReason { get; init; }
+        public bool Permitted { get; init; }
+        public bool BreakGlass { get; init; }
+        public string Reason { get; init; } = "";
+        public string? ConsentId { get; init; }
+        public string Withheld { get; init; } = "";
+    }
+}
