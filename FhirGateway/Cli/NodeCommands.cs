@@ -120,7 +120,7 @@ internal static class NodeCommands
     /// <summary>The SMART scope a role gets when none is asked for.</summary>
     public static string? DefaultScope(string role) => role switch
     {
-        "patient" => "patient/*.rs",
+        "patient" => "patient/*.rs patient/Consent.cud",
         "clinician" => "user/*.rs",
         "operator" => "system/*.cruds",
         _ => null,

@@ -3,6 +3,7 @@ using Health.Ledger.Replication;
 using Hl7.Fhir.Model;
 using Task = System.Threading.Tasks.Task;
 using Hl7.Fhir.Serialization;
+using Health.FhirGateway.Access;
 using Microsoft.AspNetCore.Diagnostics;
 
 namespace Health.FhirGateway.Errors;
@@ -31,6 +32,8 @@ internal sealed partial class OperationOutcomeHandler(ILogger<OperationOutcomeHa
             LogServerFailure(logger, context.TraceIdentifier, exception);
         else
             LogClientFailure(logger, context.TraceIdentifier, status, message);
+        if (exception is RequestFailure { LedgerIndex: { } index })
+            context.Response.Headers[AccessHeaders.LedgerIndex] = index.ToString(System.Globalization.CultureInfo.InvariantCulture);
         await WriteAsync(context, status, type, message, cancellationToken).ConfigureAwait(false);
         return true;
     }

@@ -15,6 +15,9 @@ public sealed class RequestFailure(int statusCode, OperationOutcome.IssueType is
     /// <summary>The FHIR issue type.</summary>
     public OperationOutcome.IssueType IssueType { get; } = issueType;
 
+    /// <summary>The ledger index that records the refusal (a denied access), sent as <c>X-Ledger-Index</c>.</summary>
+    public long? LedgerIndex { get; init; }
+
     /// <summary>400: the request is malformed.</summary>
     public static RequestFailure Invalid(string message) => new(StatusCodes.Status400BadRequest, OperationOutcome.IssueType.Invalid, message);
 

@@ -1,8 +1,10 @@
 using System.Globalization;
+using Health.FhirGateway.Access;
 using Health.FhirGateway.Auth;
 using Health.FhirGateway.Errors;
 using Health.FhirGateway.Records;
 using Hl7.Fhir.Model;
+using FhirConsent = Hl7.Fhir.Model.Consent;
 using Task = System.Threading.Tasks.Task;
 
 namespace Health.FhirGateway.Fhir;
@@ -21,15 +23,29 @@ public static partial class FhirEndpoints
         return current;
     }
 
+    // The same for reading: a caller outside the patient's compartment is let through only by a
+    // permit the ledger recorded, and not to a record whose security label the consent withholds.
+    private static async Task<(int Version, string Owner, bool Deleted)> AuthorizeExistingAsync(HttpContext context, RecordStore store, AccessGate gate, string type, string id, char permission, string interaction)
+    {
+        var current = AuthorizeExisting(context, store, type, id, permission);
+        var access = SmartAccess.From(context.User);
+        if (current.Owner == RecordStore.NodeOwner || !AccessGate.Applies(access))
+            return current;
+        var decision = await gate.AuthorizeAsync(context, access, current.Owner, type, interaction).ConfigureAwait(false);
+        if (gate.IsWithheld(type, id, decision))
+            throw RequestFailure.Forbidden("The patient's consent withholds records with this security label.");
+        return current;
+    }
+
     private static void MapWrites(RouteGroupBuilder fhir)
     {
         fhir.MapPost("/{type}", CreateAsync).WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(MaxBody));
         fhir.MapPut("/{type}/{id}", UpdateAsync).WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(MaxBody));
-        fhir.MapDelete("/{type}/{id}", Delete);
+        fhir.MapDelete("/{type}/{id}", DeleteAsync);
         fhir.MapGet("/{type}/{id}/_history", HistoryAsync);
     }
 
-    private static async Task CreateAsync(HttpContext context, TransactionProcessor processor, RecordStore store, string type)
+    private static async Task CreateAsync(HttpContext context, TransactionProcessor processor, RecordStore store, ConsentRecorder consents, string type)
     {
         RequireKnownType(type);
         var access = SmartAccess.From(context.User);
@@ -40,6 +56,8 @@ public static partial class FhirEndpoints
             throw RequestFailure.Invalid($"The body is a {resource.TypeName}, not a {type}.");
         if (access.CompartmentPatient is { } patient && TransactionProcessor.OwnerOf(resource) != patient)
             throw RequestFailure.Forbidden("A patient may create records only in their own compartment.");
+        if (resource is FhirConsent consent)
+            ConsentRecorder.Validate(consent);
         var bundle = new Bundle { Type = Bundle.BundleType.Transaction };
         bundle.Entry.Add(new Bundle.EntryComponent
         {
@@ -49,12 +67,15 @@ public static partial class FhirEndpoints
         var response = processor.Process(bundle).Response.Entry[0].Response!;
         var id = response.Location!.Split('/')[1];
         var stored = store.Read(type, id)!;
-        context.Response.StatusCode = response.Status!.StartsWith("201", StringComparison.Ordinal) ? StatusCodes.Status201Created : StatusCodes.Status200OK;
+        var created = response.Status!.StartsWith("201", StringComparison.Ordinal);
+        if (created && resource is FhirConsent granted)
+            SetLedgerIndex(context, await consents.RecordAsync(granted, stored.Owner, context.RequestAborted).ConfigureAwait(false));
+        context.Response.StatusCode = created ? StatusCodes.Status201Created : StatusCodes.Status200OK;
         context.Response.Headers.Location = $"{Base(context)}/{type}/{id}/_history/{stored.Version.ToString(CultureInfo.InvariantCulture)}";
         await WriteStoredAsync(context, stored).ConfigureAwait(false);
     }
 
-    private static async Task UpdateAsync(HttpContext context, RecordStore store, SearchIndexer indexer, TimeProvider time, string type, string id)
+    private static async Task UpdateAsync(HttpContext context, RecordStore store, SearchIndexer indexer, PatientPseudonyms pseudonyms, ConsentRecorder consents, TimeProvider time, string type, string id)
     {
         RequireKnownType(type);
         var access = SmartAccess.From(context.User);
@@ -70,6 +91,13 @@ public static partial class FhirEndpoints
         var owner = TransactionProcessor.OwnerOf(resource);
         if (owner != current.Owner)
             throw new RequestFailure(StatusCodes.Status422UnprocessableEntity, OperationOutcome.IssueType.BusinessRule, "An update may not move a resource to another patient.");
+        var consent = resource as FhirConsent;
+        if (consent is not null)
+        {
+            ConsentRecorder.Validate(consent);
+            if (!ConsentMapping.IsInForce(consent))
+                SetLedgerIndex(context, await consents.RecordAsync(consent, owner, context.RequestAborted).ConfigureAwait(false));
+        }
 
         var now = time.GetUtcNow();
         var version = current.Version + 1;
@@ -80,24 +108,35 @@ public static partial class FhirEndpoints
         var (tokens, dates) = indexer.Index(resource);
         using (var writer = store.BeginWrite())
         {
-            writer.Write(stored, tokens, dates, createKey: false);
+            writer.Write(stored, tokens, dates, createKey: false, resource is Patient patient ? pseudonyms.KeyOf(patient) : null);
             writer.Commit();
         }
 
+        if (consent is not null && ConsentMapping.IsInForce(consent))
+            SetLedgerIndex(context, await consents.RecordAsync(consent, owner, context.RequestAborted).ConfigureAwait(false));
         await WriteStoredAsync(context, stored).ConfigureAwait(false);
     }
 
-    private static IResult Delete(HttpContext context, RecordStore store, TimeProvider time, string type, string id)
+    private static async Task<IResult> DeleteAsync(HttpContext context, RecordStore store, ConsentRecorder consents, TimeProvider time, string type, string id)
     {
         var current = AuthorizeExisting(context, store, type, id, 'd');
-        if (!current.Deleted)
-            store.Delete(type, id, current.Version, time.GetUtcNow().ToUnixTimeMilliseconds());
+        if (current.Deleted)
+            return Results.NoContent();
+        if (type == "Consent")
+            SetLedgerIndex(context, await consents.RevokeAsync(id, current.Owner, context.RequestAborted).ConfigureAwait(false));
+        store.Delete(type, id, current.Version, time.GetUtcNow().ToUnixTimeMilliseconds());
         return Results.NoContent();
     }
 
-    private static async Task HistoryAsync(HttpContext context, RecordStore store, string type, string id)
+    private static void SetLedgerIndex(HttpContext context, long? index)
     {
-        AuthorizeExisting(context, store, type, id, 'r');
+        if (index is { } value)
+            context.Response.Headers[AccessHeaders.LedgerIndex] = value.ToString(CultureInfo.InvariantCulture);
+    }
+
+    private static async Task HistoryAsync(HttpContext context, RecordStore store, AccessGate gate, string type, string id)
+    {
+        await AuthorizeExistingAsync(context, store, gate, type, id, 'r', "history").ConfigureAwait(false);
         IReadOnlyList<StoredResource?> versions;
         try
         {

@@ -1,5 +1,7 @@
 using System.Globalization;
 using Health.Consent;
+using Health.Consent.Policy;
+using Health.FhirGateway.Access;
 using Health.FhirGateway.Auth;
 using Health.FhirGateway.Errors;
 using Health.FhirGateway.Records;
@@ -52,6 +54,8 @@ public static partial class FhirEndpoints
         RequireFhirJson(context);
         if (await FhirJson.ReadAsync(context.Request.Body, context.RequestAborted).ConfigureAwait(false) is not Bundle bundle)
             throw RequestFailure.Invalid("POST a transaction or batch Bundle to the base.");
+        if (bundle.Entry.Any(e => e.Resource is Hl7.Fhir.Model.Consent))
+            throw new RequestFailure(StatusCodes.Status422UnprocessableEntity, OperationOutcome.IssueType.NotSupported, "A Consent is created on its own (POST /fhir/Consent), so that it is put on the ledger.");
         if (bundle.Type == Bundle.BundleType.Batch)
         {
             await WriteAsync(context, await ProcessBatchAsync(bundle, processor, pseudonyms, ledger, context.RequestAborted).ConfigureAwait(false)).ConfigureAwait(false);
@@ -104,8 +108,7 @@ public static partial class FhirEndpoints
         // One locator per patient per bundle; the patient appears on the ledger only as a pseudonym.
         foreach (var patient in outcome.Patients)
         {
-            if (pseudonyms.KeyOf(patient) is not { } patientKey)
-                continue;
+            var patientKey = pseudonyms.KeyOf(patient);
             var command = new LedgerCommand(ConsentEntryKinds.RecordsLocated.Name, new Dictionary<string, string>
             {
                 ["patientKey"] = patientKey,
@@ -118,23 +121,19 @@ public static partial class FhirEndpoints
         }
     }
 
-    private static async Task ReadAsync(HttpContext context, RecordStore store, string type, string id)
-        => await WriteStoredAsync(context, Read(context, store, type, id, null)).ConfigureAwait(false);
+    private static async Task ReadAsync(HttpContext context, RecordStore store, AccessGate gate, string type, string id)
+        => await WriteStoredAsync(context, await ReadAuthorizedAsync(context, store, gate, type, id, null).ConfigureAwait(false)).ConfigureAwait(false);
 
-    private static async Task VersionReadAsync(HttpContext context, RecordStore store, string type, string id, string version)
+    private static async Task VersionReadAsync(HttpContext context, RecordStore store, AccessGate gate, string type, string id, string version)
     {
         if (!int.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var number) || number < 1)
             throw RequestFailure.NotFound($"{type}/{id} has no version {version}.");
-        await WriteStoredAsync(context, Read(context, store, type, id, number)).ConfigureAwait(false);
+        await WriteStoredAsync(context, await ReadAuthorizedAsync(context, store, gate, type, id, number).ConfigureAwait(false)).ConfigureAwait(false);
     }
 
-    private static StoredResource Read(HttpContext context, RecordStore store, string type, string id, int? version)
+    private static async Task<StoredResource> ReadAuthorizedAsync(HttpContext context, RecordStore store, AccessGate gate, string type, string id, int? version)
     {
-        RequireKnownType(type);
-        var access = SmartAccess.From(context.User);
-        access.RequireScope(type, 'r');
-        if (access.CompartmentPatient is { } patient && store.Current(type, id)?.Owner is { } owner && owner != patient && owner != RecordStore.NodeOwner)
-            throw RequestFailure.Forbidden("A patient may read only their own records.");
+        await AuthorizeExistingAsync(context, store, gate, type, id, 'r', version is null ? "read" : "vread").ConfigureAwait(false);
         try
         {
             return store.Read(type, id, version) ?? throw RequestFailure.NotFound($"{type}/{id}{(version is null ? string.Empty : $"/_history/{version}")} is not known.");
@@ -145,37 +144,43 @@ public static partial class FhirEndpoints
         }
     }
 
-    private static async Task SearchAsync(HttpContext context, RecordStore store, SearchIndexer indexer, string type)
+    private static async Task SearchAsync(HttpContext context, RecordStore store, SearchIndexer indexer, AccessGate gate, string type)
     {
         RequireKnownType(type);
         var access = SmartAccess.From(context.User);
         access.RequireScope(type, 's');
         var query = SearchQuery.Parse(type, context.Request.Query, indexer, Strict(context));
-        var (page, total, next) = store.Search(type, query.Criteria, query.Count, query.After, access.CompartmentPatient, query.SortParameter, query.SortDescending);
+        var owners = access.CompartmentPatient is { } patient
+            ? OwnerFilter.Only(patient)
+            : await gate.AuthorizeSearchAsync(context, access, store.MatchingOwners(type, query.Criteria, AccessGate.MaxPatientsPerSearch), type, query.NamesPatient).ConfigureAwait(false);
+        var (page, total, next) = store.Search(type, query.Criteria, query.Count, query.After, owners, query.SortParameter, query.SortDescending);
         var bundle = SearchBundle(context, $"{type}", query, page, total, next);
         if (query.IncludePatients)
         {
             foreach (var owner in page.Select(r => r.Owner).Where(o => o != RecordStore.NodeOwner && type != "Patient").Distinct(StringComparer.Ordinal))
             {
-                if (store.Read("Patient", owner) is { } patient)
-                    bundle.Entry.Add(Entry(context, patient, Bundle.SearchEntryMode.Include));
+                if (store.Read("Patient", owner) is { } included)
+                    bundle.Entry.Add(Entry(context, included, Bundle.SearchEntryMode.Include));
             }
         }
 
         await WriteAsync(context, bundle).ConfigureAwait(false);
     }
 
-    private static async Task EverythingAsync(HttpContext context, RecordStore store, SearchIndexer indexer, string id)
+    private static async Task EverythingAsync(HttpContext context, RecordStore store, SearchIndexer indexer, AccessGate gate, string id)
     {
         var access = SmartAccess.From(context.User);
         access.RequireScope("Patient", 'r');
         access.RequireCompartment(id);
         if (store.Current("Patient", id) is not { Deleted: false })
             throw RequestFailure.NotFound($"Patient/{id} is not known.");
+        var owners = AccessGate.Applies(access)
+            ? gate.FilterFor(id, await gate.AuthorizeAsync(context, access, id, AccessRequest.AllTypes, "everything").ConfigureAwait(false))
+            : OwnerFilter.Only(id);
         var query = SearchQuery.Parse("Patient", context.Request.Query, indexer, strict: false);
         try
         {
-            var (page, total, next) = store.Search(null, [], query.Count, query.After, id);
+            var (page, total, next) = store.Search(null, [], query.Count, query.After, owners);
             await WriteAsync(context, SearchBundle(context, $"Patient/{id}/$everything", query, page, total, next)).ConfigureAwait(false);
         }
         catch (ResourceGoneException e)

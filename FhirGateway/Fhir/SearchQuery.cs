@@ -32,6 +32,9 @@ public sealed class SearchQuery
     /// <summary>Whether <c>_include</c> asked for the patients of the matches.</summary>
     public bool IncludePatients { get; private set; }
 
+    /// <summary>Whether the search names its patient (<c>patient</c>, <c>subject</c>, or a Patient's <c>_id</c>).</summary>
+    public bool NamesPatient => Criteria.Any(c => c.Parameter.Name is "patient" or "subject" || (c.Parameter.ResourceType == "Patient" && c.Parameter.Name == "_id"));
+
     /// <summary>Sequence after which the page starts.</summary>
     public long After { get; private set; }
 

@@ -1,4 +1,6 @@
 using Health.Consent;
+using Health.Consent.Projection;
+using Health.FhirGateway.Access;
 using Health.FhirGateway.Auth;
 using Health.FhirGateway.Errors;
 using Health.FhirGateway.Fhir;
@@ -39,10 +41,13 @@ public static class NodeHost
         // owns it and disposes it with the application.
         LedgerNode? node = null;
         builder.Services.AddSingleton(_ => node ?? throw new InvalidOperationException("The ledger node has not started."));
+        builder.Services.AddSingleton(sp => new ConsentLedger(sp.GetRequiredService<LedgerNode>().Store));
+        builder.Services.AddSingleton<AccessGate>();
+        builder.Services.AddSingleton<ConsentRecorder>();
 
         var app = builder.Build();
         var loggerFactory = app.Services.GetRequiredService<ILoggerFactory>();
-        node = await LedgerNode.StartAsync(settings.ToLedgerOptions(), [], loggerFactory, new SocketsHttpHandler(), token).ConfigureAwait(false);
+        node = await LedgerNode.StartAsync(settings.ToLedgerOptions(), [new ConsentProjection()], loggerFactory, new SocketsHttpHandler(), token).ConfigureAwait(false);
         app.Services.GetRequiredService<LedgerNode>();
 
         app.UseExceptionHandler();
@@ -71,6 +76,7 @@ public static class NodeHost
         services.AddSingleton(new RecordStore(Path.Combine(settings.DataDirectory, "records", "records.db"), keys.MasterKey));
         services.AddSingleton(new SearchIndexer(keys.IndexKey));
         services.AddSingleton(new PatientPseudonyms(keys.PseudonymKey));
+        services.AddSingleton(new BreakGlassReasons(keys.PseudonymKey));
         services.AddSingleton<TransactionProcessor>();
     }
 }

@@ -6,16 +6,19 @@ namespace Health.FhirGateway.Records;
 
 /// <summary>
 /// The consortium-wide pseudonym of a patient, as the ledger knows them: HMAC-SHA256 of the
-/// patient's shared identifier (system|value) under the consortium's pseudonym key.
+/// patient's shared identifier (system|value) under the consortium's pseudonym key. A patient
+/// without that identifier gets one from their resource id, which is unique but known only here.
 /// </summary>
 public sealed class PatientPseudonyms(byte[] pseudonymKey, string identifierSystem = PatientPseudonyms.SsnSystem)
 {
     /// <summary>The US Social Security Number identifier system, which the Synthea data carries.</summary>
     public const string SsnSystem = "http://hl7.org/fhir/sid/us-ssn";
 
-    /// <summary>The patient key, or null when the patient has no identifier of the configured system.</summary>
-    public string? KeyOf(Patient patient)
+    /// <summary>The patient key of a Patient whose id is set.</summary>
+    public string KeyOf(Patient patient)
         => patient.Identifier.FirstOrDefault(i => i.System == identifierSystem && !string.IsNullOrEmpty(i.Value)) is { } identifier
-            ? Convert.ToHexStringLower(HMACSHA256.HashData(pseudonymKey, Encoding.UTF8.GetBytes(identifierSystem + "|" + identifier.Value)))
-            : null;
+            ? Hash(identifierSystem + "|" + identifier.Value)
+            : Hash("urn:health-ledger:patient-id|" + patient.Id);
+
+    private string Hash(string text) => Convert.ToHexStringLower(HMACSHA256.HashData(pseudonymKey, Encoding.UTF8.GetBytes(text)));
 }

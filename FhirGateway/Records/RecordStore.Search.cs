@@ -17,16 +17,65 @@ public sealed partial class RecordStore
     /// offset instead: sorted pages are not stable while others write.
     /// </remarks>
     public (IReadOnlyList<StoredResource> Page, long Total, long? Next) Search(string? type, IReadOnlyList<SearchCriterion> criteria, int count, long afterSequence,
-        string? onlyPatient = null, string? sortByDate = null, bool descending = false)
+        OwnerFilter? owners = null, string? sortByDate = null, bool descending = false)
+    {
+        var (where, parameters) = Where(type, criteria, owners);
+        using var connection = Open();
+        var total = connection.QuerySingle<long>($"SELECT COUNT(*) FROM current c WHERE {where}", parameters);
+        if (count == 0)
+            return ([], total, null);
+        parameters.Add("after", afterSequence);
+        parameters.Add("limit", count + 1);
+        parameters.Add("sort", sortByDate);
+        var page = sortByDate is null
+            ? $"AND c.seq > @after ORDER BY c.seq LIMIT @limit"
+            : $"ORDER BY (SELECT MIN(d.low) FROM search_dates d WHERE d.type = c.type AND d.id = c.id AND d.param = @sort) IS NULL, (SELECT MIN(d.low) FROM search_dates d WHERE d.type = c.type AND d.id = c.id AND d.param = @sort) {(descending ? "DESC" : "ASC")}, c.seq LIMIT @limit OFFSET @after";
+        var rows = connection.Query<(long Seq, string Type, string Id, int Version, string Owner, long LastUpdated)>(
+            $"SELECT c.seq, c.type, c.id, c.version, c.owner, c.last_updated FROM current c WHERE {where} {page}", parameters).AsList();
+        var results = new List<StoredResource>(int.Min(rows.Count, count));
+        var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var row in rows.Take(count))
+        {
+            if (!keys.TryGetValue(row.Owner, out var key))
+                keys[row.Owner] = key = DataKey(connection, null, row.Owner, create: false);
+            var body = connection.QuerySingle<byte[]>(
+                "SELECT body FROM versions WHERE type = @Type AND id = @Id AND version = @Version", new { row.Type, row.Id, row.Version });
+            results.Add(new StoredResource(row.Type, row.Id, row.Version, row.Owner, row.LastUpdated,
+                RecordCipher.Open(key, body, RecordCipher.ResourceBinding(row.Type, row.Id, row.Version))));
+        }
+
+        long? next = rows.Count <= count ? null : sortByDate is null ? rows[count - 1].Seq : afterSequence + count;
+        return (results, total, next);
+    }
+
+    /// <summary>
+    /// The patients whose current resources match a search, at most <paramref name="limit"/> + 1 of
+    /// them (so a caller can tell that there are more). Records outside any compartment are not listed.
+    /// </summary>
+    public IReadOnlyList<string> MatchingOwners(string type, IReadOnlyList<SearchCriterion> criteria, int limit)
+    {
+        var (where, parameters) = Where(type, criteria, null);
+        parameters.Add("limit", limit + 1);
+        using var connection = Open();
+        return connection.Query<string>($"SELECT DISTINCT c.owner FROM current c WHERE {where} AND c.owner <> '' LIMIT @limit", parameters).AsList();
+    }
+
+    private static (StringBuilder Where, DynamicParameters Parameters) Where(string? type, IReadOnlyList<SearchCriterion> criteria, OwnerFilter? owners)
     {
         // A null type searches every type: the patient's whole compartment for $everything.
         var where = new StringBuilder(type is null ? "1 = 1" : "c.type = @type");
         where.Append(" AND c.deleted = 0 AND c.owner NOT IN (SELECT owner FROM data_keys WHERE shredded = 1)");
         var parameters = new DynamicParameters(new { type });
-        if (onlyPatient is not null)
+        if (owners is not null)
         {
-            where.Append(" AND c.owner = @onlyPatient");
-            parameters.Add("onlyPatient", onlyPatient);
+            where.Append(" AND c.owner IN @owners");
+            parameters.Add("owners", owners.Owners.ToList());
+            if (owners.Restricted.Count > 0 && owners.WithheldLabelTokens.Count > 0)
+            {
+                where.Append(" AND NOT (c.owner IN @restricted AND c.id IN (SELECT w.id FROM search_tokens w WHERE w.type = c.type AND w.param = '_security' AND w.token IN @withheld))");
+                parameters.Add("restricted", owners.Restricted.ToList());
+                parameters.Add("withheld", owners.WithheldLabelTokens.ToList());
+            }
         }
 
         for (var i = 0; i < criteria.Count; i++)
@@ -56,32 +105,16 @@ public sealed partial class RecordStore
             }
         }
 
-        using var connection = Open();
-        var total = connection.QuerySingle<long>($"SELECT COUNT(*) FROM current c WHERE {where}", parameters);
-        if (count == 0)
-            return ([], total, null);
-        parameters.Add("after", afterSequence);
-        parameters.Add("limit", count + 1);
-        parameters.Add("sort", sortByDate);
-        var page = sortByDate is null
-            ? $"AND c.seq > @after ORDER BY c.seq LIMIT @limit"
-            : $"ORDER BY (SELECT MIN(d.low) FROM search_dates d WHERE d.type = c.type AND d.id = c.id AND d.param = @sort) IS NULL, (SELECT MIN(d.low) FROM search_dates d WHERE d.type = c.type AND d.id = c.id AND d.param = @sort) {(descending ? "DESC" : "ASC")}, c.seq LIMIT @limit OFFSET @after";
-        var rows = connection.Query<(long Seq, string Type, string Id, int Version, string Owner, long LastUpdated)>(
-            $"SELECT c.seq, c.type, c.id, c.version, c.owner, c.last_updated FROM current c WHERE {where} {page}", parameters).AsList();
-        var results = new List<StoredResource>(int.Min(rows.Count, count));
-        var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var row in rows.Take(count))
-        {
-            if (!keys.TryGetValue(row.Owner, out var key))
-                keys[row.Owner] = key = DataKey(connection, null, row.Owner, create: false);
-            var body = connection.QuerySingle<byte[]>(
-                "SELECT body FROM versions WHERE type = @Type AND id = @Id AND version = @Version", new { row.Type, row.Id, row.Version });
-            results.Add(new StoredResource(row.Type, row.Id, row.Version, row.Owner, row.LastUpdated,
-                RecordCipher.Open(key, body, RecordCipher.ResourceBinding(row.Type, row.Id, row.Version))));
-        }
+        return (where, parameters);
+    }
 
-        long? next = rows.Count <= count ? null : sortByDate is null ? rows[count - 1].Seq : afterSequence + count;
-        return (results, total, next);
+    /// <summary>Whether a resource's index holds any of the tokens for a parameter.</summary>
+    public bool CarriesToken(string type, string id, string param, IReadOnlyList<byte[]> tokens)
+    {
+        using var connection = Open();
+        return connection.ExecuteScalar<long>(
+            "SELECT EXISTS(SELECT 1 FROM search_tokens WHERE type = @type AND id = @id AND param = @param AND token IN @tokens)",
+            new { type, id, param, tokens = tokens.ToList() }) == 1;
     }
 
     /// <summary>Ids of current resources of a type carrying an index token (for conditional references and creates).</summary>

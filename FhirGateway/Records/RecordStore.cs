@@ -35,6 +35,8 @@ public sealed partial class RecordStore : IDisposable
             CREATE TABLE IF NOT EXISTS search_dates(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL);
             CREATE INDEX IF NOT EXISTS search_dates_lookup ON search_dates(type, param, low);
             CREATE INDEX IF NOT EXISTS search_dates_owner ON search_dates(type, id);
+            CREATE TABLE IF NOT EXISTS patient_keys(owner TEXT PRIMARY KEY, patient_key TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS patient_keys_key ON patient_keys(patient_key);
             """);
     }
 
@@ -73,6 +75,20 @@ public sealed partial class RecordStore : IDisposable
     {
         using var connection = Open();
         return connection.Execute("UPDATE data_keys SET wrapped = NULL, shredded = 1 WHERE owner = @patientId AND owner <> ''", new { patientId }) > 0;
+    }
+
+    /// <summary>The consortium pseudonym of a patient held here, or null when the patient is not known.</summary>
+    public string? PatientKeyOf(string owner)
+    {
+        using var connection = Open();
+        return connection.QuerySingleOrDefault<string>("SELECT patient_key FROM patient_keys WHERE owner = @owner", new { owner });
+    }
+
+    /// <summary>The local patient id of a consortium pseudonym, or null when no such patient is held here.</summary>
+    public string? OwnerOfPatientKey(string patientKey)
+    {
+        using var connection = Open();
+        return connection.QueryFirstOrDefault<string>("SELECT owner FROM patient_keys WHERE patient_key = @patientKey", new { patientKey });
     }
 
     /// <summary>Starts a transaction for writing resource versions; nothing is visible until it commits.</summary>

@@ -12,7 +12,7 @@ public sealed class RecordWriter : IDisposable
     private readonly SqliteConnection connection;
     private readonly SqliteTransaction transaction;
     private readonly Dictionary<string, byte[]> keys = new(StringComparer.Ordinal);
-    private readonly SqliteCommand insertVersion, upsertCurrent, deleteTokens, deleteDates, insertToken, insertDate;
+    private readonly SqliteCommand insertVersion, upsertCurrent, deleteTokens, deleteDates, insertToken, insertDate, upsertPatientKey;
 
     internal RecordWriter(RecordStore store, SqliteConnection connection, SqliteTransaction transaction)
     {
@@ -27,12 +27,19 @@ public sealed class RecordWriter : IDisposable
         deleteTokens = Prepare("DELETE FROM search_tokens WHERE type = $type AND id = $id", "$type", "$id");
         deleteDates = Prepare("DELETE FROM search_dates WHERE type = $type AND id = $id", "$type", "$id");
         insertToken = Prepare("INSERT INTO search_tokens(type, id, param, token) VALUES ($type, $id, $param, $token)", "$type", "$id", "$param", "$token");
+        upsertPatientKey = Prepare("INSERT OR REPLACE INTO patient_keys(owner, patient_key) VALUES ($owner, $key)", "$owner", "$key");
         insertDate = Prepare("INSERT INTO search_dates(type, id, param, low, high) VALUES ($type, $id, $param, $low, $high)", "$type", "$id", "$param", "$low", "$high");
     }
 
-    /// <summary>Writes one new version of a resource, sealed under its owner's data key, with its index rows.</summary>
-    public void Write(StoredResource resource, IReadOnlyList<(string Param, byte[] Token)> tokens, IReadOnlyList<(string Param, long Low, long High)> dates, bool createKey)
+    /// <summary>
+    /// Writes one new version of a resource, sealed under its owner's data key, with its index rows;
+    /// for a Patient, also the patient's consortium pseudonym.
+    /// </summary>
+    public void Write(StoredResource resource, IReadOnlyList<(string Param, byte[] Token)> tokens, IReadOnlyList<(string Param, long Low, long High)> dates, bool createKey,
+        string? patientKey = null)
     {
+        if (patientKey is not null)
+            Run(upsertPatientKey, resource.Owner, patientKey);
         if (!keys.TryGetValue(resource.Owner, out var key))
             keys[resource.Owner] = key = store.DataKey(connection, transaction, resource.Owner, createKey);
         var body = RecordCipher.Seal(key, resource.Json, RecordCipher.ResourceBinding(resource.Type, resource.Id, resource.Version));
@@ -70,7 +77,7 @@ public sealed class RecordWriter : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
-        foreach (var command in new[] { insertVersion, upsertCurrent, deleteTokens, deleteDates, insertToken, insertDate })
+        foreach (var command in new[] { insertVersion, upsertCurrent, deleteTokens, deleteDates, insertToken, insertDate, upsertPatientKey })
             command.Dispose();
         transaction.Dispose();
         connection.Dispose();

@@ -81,7 +81,7 @@ public static class SearchParameters
         return all.GroupBy(p => p.ResourceType).ToDictionary(g => g.Key, g => (IReadOnlyList<SearchParameter>)g.ToList());
     }
 
-    /// <summary>The parameters of a resource type: its own and the ones every type has (<c>_id</c>, <c>_lastUpdated</c>, <c>identifier</c>).</summary>
+    /// <summary>The parameters of a resource type: its own and the ones every type has (<c>_id</c>, <c>_lastUpdated</c>, <c>identifier</c>, <c>_security</c>).</summary>
     public static IReadOnlyList<SearchParameter> For(string resourceType)
     {
         var own = ByType.GetValueOrDefault(resourceType, []);
@@ -90,6 +90,7 @@ public static class SearchParameters
             new(resourceType, "_id", SearchKind.Token, "id"),
             new(resourceType, "_lastUpdated", SearchKind.Date, "meta.lastUpdated"),
             new(resourceType, "identifier", SearchKind.Token, "identifier"),
+            new(resourceType, "_security", SearchKind.Token, "meta.security"),
         ];
         return [.. own, .. common.Where(c => own.All(o => o.Name != c.Name))];
     }

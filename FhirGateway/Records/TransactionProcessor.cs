@@ -11,7 +11,7 @@ namespace Health.FhirGateway.Records;
 /// (<c>Organization?identifier=system|value</c>) resolved against what is stored, and conditional
 /// creates (<c>ifNoneExist</c>). Ids are assigned by this server.
 /// </summary>
-public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexer, TimeProvider time)
+public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexer, PatientPseudonyms pseudonyms, TimeProvider time)
 {
     /// <summary>Most entries accepted in one Bundle.</summary>
     public const int MaxEntries = 20_000;
@@ -54,11 +54,11 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
             var owner = OwnerOf(resource);
             var stored = new StoredResource(resource.TypeName, entry.NewId, 1, owner, now.ToUnixTimeMilliseconds(), FhirJson.ToUtf8(resource));
             var (tokens, dates) = indexer.Index(resource);
-            writer.Write(stored, tokens, dates, createKey: true);
+            writer.Write(stored, tokens, dates, createKey: true, resource is Patient patient ? pseudonyms.KeyOf(patient) : null);
             if (owner != RecordStore.NodeOwner)
                 (byPatient.TryGetValue(owner, out var list) ? list : byPatient[owner] = []).Add(stored);
-            if (resource is Patient patient)
-                patients.Add(patient);
+            if (resource is Patient created)
+                patients.Add(created);
             response.Entry.Add(Response(entry, $"{resource.TypeName}/{entry.NewId}/_history/1", "201 Created"));
         }
 

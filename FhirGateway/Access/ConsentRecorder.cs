@@ -1,0 +1,53 @@
+using Health.Consent;
+using Health.Consent.Policy;
+using Health.FhirGateway.Errors;
+using Health.FhirGateway.Records;
+using Health.Ledger.Entries;
+using Health.Ledger.Replication;
+using Hl7.Fhir.Model;
+using FhirConsent = Hl7.Fhir.Model.Consent;
+
+namespace Health.FhirGateway.Access;
+
+/// <summary>
+/// Puts a patient's consent decisions on the ledger: an active Consent becomes a
+/// <c>ConsentGranted</c> entry, an inactive, rejected or deleted one a <c>ConsentRevoked</c> entry.
+/// A grant is recorded after the Consent is stored (until then it is not in force); a revoke before
+/// the store is touched, so a failure can only leave the grant revoked.
+/// </summary>
+public sealed class ConsentRecorder(LedgerNode ledger, RecordStore store)
+{
+    /// <summary>Checks that a Consent can be enforced, before anything is stored.</summary>
+    /// <exception cref="RequestFailure">422 for a Consent that cannot be enforced.</exception>
+    public static void Validate(FhirConsent consent) => ConsentMapping.ToProvision(consent);
+
+    /// <summary>Records a stored Consent's current state: a grant when active, a revoke otherwise.</summary>
+    /// <returns>The ledger index, or null when a draft or proposed consent needs no entry.</returns>
+    public async Task<long?> RecordAsync(FhirConsent consent, string owner, CancellationToken token)
+    {
+        var consentId = consent.Id ?? throw new ArgumentException("The Consent has not been stored.", nameof(consent));
+        if (ConsentMapping.IsInForce(consent))
+        {
+            var provision = ProvisionJson.Write(ConsentMapping.ToProvision(consent));
+            return await AppendAsync(ConsentEntryKinds.ConsentGranted, owner, consentId, token, ("provision", provision)).ConfigureAwait(false);
+        }
+
+        return consent.Status is FhirConsent.ConsentState.Draft or FhirConsent.ConsentState.Proposed
+            ? null
+            : await RevokeAsync(consentId, owner, token).ConfigureAwait(false);
+    }
+
+    /// <summary>Revokes a consent on the ledger.</summary>
+    public Task<long> RevokeAsync(string consentId, string owner, CancellationToken token)
+        => AppendAsync(ConsentEntryKinds.ConsentRevoked, owner, consentId, token);
+
+    private async Task<long> AppendAsync(EntryKind kind, string owner, string consentId, CancellationToken token, params (string Name, string Value)[] extra)
+    {
+        var patientKey = store.PatientKeyOf(owner) ?? throw new RequestFailure(StatusCodes.Status422UnprocessableEntity, OperationOutcome.IssueType.NotFound,
+            "The Consent's patient is not registered here.");
+        var fields = new Dictionary<string, string> { ["patientKey"] = patientKey, ["consentId"] = consentId };
+        foreach (var (name, value) in extra)
+            fields[name] = value;
+        return (await ledger.AppendAsync(new LedgerCommand(kind.Name, fields), token).ConfigureAwait(false)).Index;
+    }
+}
