@@ -15,7 +15,7 @@ public sealed class CryptoShredTests
         await cluster.WaitForLeaderAsync(token);
         var node = cluster.Nodes[0];
         cluster.Client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue(
-            "Bearer", await cluster.MintTokenAsync("--role", "operator", "--role", "clinician"));
+            "Bearer", await cluster.MintTokenAsync("--role", "operator", "--role", "clinician", "--org", node.NodeId));
         foreach (var file in SyntheaData.PatientBundles.Take(2))
         {
             using var content = new ByteArrayContent(File.ReadAllBytes(file));

@@ -14,7 +14,7 @@ public sealed class FhirClientTests(LoadedCluster loaded) : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var token = await loaded.Cluster.MintTokenAsync("--role", "clinician", "--scope", "user/*.cruds");
+        var token = await loaded.Cluster.MintTokenAsync("--role", "clinician", "--org", "node1", "--scope", "user/*.cruds");
         http = new HttpClient();
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         client = new FhirClient(new Uri(loaded.Custodian.HttpUrl, "/fhir"), http, new FhirClientSettings { PreferredFormat = ResourceFormat.Json, VerifyFhirVersion = true });

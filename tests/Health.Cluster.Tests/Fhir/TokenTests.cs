@@ -89,7 +89,7 @@ public sealed class TokenTests(LoadedCluster loaded) : IDisposable
         var claims = new Dictionary<string, object>
         {
             ["iss"] = "https://dev-issuer.health-ledger.invalid", ["aud"] = "health-ledger", ["sub"] = "x",
-            ["roles"] = "clinician", ["scope"] = "user/*.rs", ["nbf"] = now - 10, ["exp"] = now + 600,
+            ["roles"] = "clinician", ["scope"] = "user/*.rs", ["org"] = "node1", ["nbf"] = now - 10, ["exp"] = now + 600,
         };
         using var response = await GetAsync("Patient?_count=1", await SignWithClusterKeyAsync(claims));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -116,7 +116,7 @@ public sealed class TokenTests(LoadedCluster loaded) : IDisposable
     [Fact]
     public async Task Roles_and_scopes_limit_what_a_token_may_do()
     {
-        var observationsOnly = await loaded.Cluster.MintTokenAsync("--role", "clinician", "--scope", "user/Observation.rs");
+        var observationsOnly = await loaded.Cluster.MintTokenAsync("--role", "clinician", "--org", "node1", "--scope", "user/Observation.rs");
         using (var allowed = await GetAsync("Observation?_count=1", observationsOnly))
             Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
         using (var refused = await GetAsync("Patient?_count=1", observationsOnly))
