@@ -19,7 +19,11 @@ public static class AuthenticationSetup
     /// <summary>The scheme endpoints authenticate with.</summary>
     public const string Scheme = "token";
 
-    private const string DevScheme = "dev-issuer";
+    /// <summary>The scheme validating the node's dev issuer tokens.</summary>
+    public const string DevScheme = "dev-issuer";
+
+    /// <summary>The consent portal's sign-in cookie.</summary>
+    public const string PortalScheme = "portal";
     private const string EntraScheme = "entra";
 
     /// <summary>Registers authentication and authorization.</summary>
@@ -43,6 +47,18 @@ public static class AuthenticationSetup
                 ClockSkew = TimeSpan.FromSeconds(30),
             };
             options.Events = new JwtBearerEvents { OnChallenge = ChallengeAsync };
+        });
+        authentication.AddCookie(PortalScheme, options =>
+        {
+            options.LoginPath = "/portal/sign-in";
+            options.LogoutPath = "/portal/sign-out";
+            options.AccessDeniedPath = "/portal/sign-in";
+            options.Cookie.Name = "health-portal";
+            options.Cookie.HttpOnly = true;
+            options.Cookie.SameSite = SameSiteMode.Strict;
+            options.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
+            options.ExpireTimeSpan = TimeSpan.FromMinutes(30);
+            options.SlidingExpiration = true;
         });
         if (entra.Exists())
         {

@@ -6,6 +6,7 @@ using Health.FhirGateway.Errors;
 using Health.FhirGateway.Fhir;
 using Health.FhirGateway.Records;
 using Health.FhirGateway.LedgerApi;
+using Health.FhirGateway.Portal;
 using Health.Ledger.Entries;
 using Health.Ledger.Replication;
 using Hl7.Fhir.Model;
@@ -33,6 +34,7 @@ public static class NodeHost
         builder.Services.AddSingleton<IHostLifetime, CommandLineLifetime>();
         AddRecords(builder.Services, settings);
         builder.Services.AddNodeAuthentication(builder.Configuration, DevTokenIssuer.LoadOrCreate(settings.DevIssuerKeyFile ?? Path.Combine(settings.DataDirectory, "keys", "dev-issuer.pem")));
+        builder.Services.AddPortal();
         builder.Services.AddExceptionHandler<OperationOutcomeHandler>();
         builder.Services.AddProblemDetails();
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase);
@@ -57,11 +59,13 @@ public static class NodeHost
             var type = status == StatusCodes.Status404NotFound ? OperationOutcome.IssueType.NotFound : OperationOutcome.IssueType.NotSupported;
             await OperationOutcomeHandler.WriteAsync(context.HttpContext, status, type, $"The request was not handled ({status}).", context.HttpContext.RequestAborted).ConfigureAwait(false);
         });
+        app.UsePortalSecurityHeaders();
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapGet("/healthz", () => TypedResults.Ok(new { status = "up" }));
         app.MapLedgerApi();
         app.MapFhirApi();
+        app.MapPortal();
         await app.StartAsync(token).ConfigureAwait(false);
         return app;
     }
