@@ -37,7 +37,8 @@ internal static class Demo
             }
 
             var patientId = await FirstPatientAsync(new Uri(first + "/fhir/Patient?_count=1"), clinicianToken, token).ConfigureAwait(false);
-            var patientToken = patientId is null ? "(no patient loaded)" : issuer.Mint("demo-patient", ["patient"], ["patient/*.rs"], new Dictionary<string, string> { ["patient"] = patientId }, TimeSpan.FromHours(12), now);
+            var patientToken = patientId is null ? "(no patient loaded)" : issuer.Mint("demo-patient", ["patient"], NodeCommands.DefaultScope("patient")!.Split(' '), new Dictionary<string, string> { ["patient"] = patientId }, TimeSpan.FromHours(12), now);
+            var visitorToken = issuer.Mint("demo-visiting-clinician", ["clinician"], ["user/*.rs"], new Dictionary<string, string> { ["org"] = "node2", ["practitioner"] = "visiting-practitioner" }, TimeSpan.FromHours(12), now);
             var nodes = string.Join(Environment.NewLine, members.Select(m => $"  {m.NodeId}: {m.HttpUrl} (Raft {m.RaftEndPoint})"));
             Console.WriteLine($$$"""
 
@@ -54,12 +55,20 @@ internal static class Demo
 
                 FHIR API (bearer tokens from the dev issuer; 12 hours; more with
                   dotnet run --project FhirGateway -- token --key {{{data.FullName}}}/dev-issuer.pem --role clinician):
-                  export CLINICIAN='{{{clinicianToken}}}'
+                  export CLINICIAN='{{{clinicianToken}}}'    # a clinician of node1, the custodian
+                  export VISITOR='{{{visitorToken}}}'    # a clinician of node2: needs the patient's grant
                   export OPERATOR='{{{operatorToken}}}'
                   export PATIENT='{{{patientToken}}}'    # Patient/{{{patientId}}}, sees only their own records
                   curl -s {{{first}}}/fhir/metadata
                   curl -s -H "Authorization: Bearer $CLINICIAN" '{{{first}}}/fhir/Patient?gender=female&_count=5'
                   curl -s -H "Authorization: Bearer $CLINICIAN" '{{{first}}}/fhir/Observation?code=http://loinc.org|8302-2&_summary=count'
+
+                Every clinician read is recorded on the ledger first (see the X-Ledger-Index header):
+                  curl -si -H "Authorization: Bearer $VISITOR" {{{first}}}/fhir/Patient/{{{patientId}}}    # 403 until the patient grants node2
+                  curl -si -H "Authorization: Bearer $VISITOR" -H 'X-Purpose-Of-Use: ETREAT' \
+                       -H 'X-Break-Glass-Reason: unconscious in the emergency department' {{{first}}}/fhir/Patient/{{{patientId}}}
+
+                Consent portal: {{{first}}}/portal (sign in by pasting $PATIENT; grant node2, revoke, see who read what)
 
                 Press Ctrl+C to stop.
                 """);
