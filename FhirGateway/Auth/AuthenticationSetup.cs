@@ -1,5 +1,6 @@
 using Health.FhirGateway.Errors;
 using Hl7.Fhir.Model;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.Identity.Web;
 using Microsoft.IdentityModel.JsonWebTokens;
@@ -24,6 +25,9 @@ public static class AuthenticationSetup
 
     /// <summary>The consent portal's sign-in cookie.</summary>
     public const string PortalScheme = "portal";
+
+    /// <summary>The portal's OpenID Connect sign-in through Microsoft Entra ID, present when an <c>AzureAd</c> section is configured.</summary>
+    public const string PortalOpenIdScheme = "portal-oidc";
     private const string EntraScheme = "entra";
 
     /// <summary>Registers authentication and authorization.</summary>
@@ -64,10 +68,31 @@ public static class AuthenticationSetup
         {
             authentication.AddMicrosoftIdentityWebApi(entra, jwtBearerScheme: EntraScheme);
             services.Configure<JwtBearerOptions>(EntraScheme, options => options.Events.OnChallenge = ChallengeAsync);
+            AddPortalOpenId(authentication, services, entra);
         }
 
         services.AddAuthorization();
         return services;
+    }
+
+    // Patients sign in to the portal with the organisation's identity provider; the ID token must
+    // carry the patient's id in a "patient" claim (an Entra optional or extension claim), else the
+    // sign-in is refused. The result is the same portal cookie the dev sign-in issues.
+    private static void AddPortalOpenId(AuthenticationBuilder authentication, IServiceCollection services, IConfigurationSection entra)
+    {
+        authentication.AddMicrosoftIdentityWebApp(entra, openIdConnectScheme: PortalOpenIdScheme, cookieScheme: null);
+        services.Configure<Microsoft.AspNetCore.Authentication.OpenIdConnect.OpenIdConnectOptions>(PortalOpenIdScheme, options =>
+        {
+            options.SignInScheme = PortalScheme;
+            options.CallbackPath = "/portal/signin-oidc";
+            var validated = options.Events.OnTokenValidated;
+            options.Events.OnTokenValidated = async context =>
+            {
+                await validated(context).ConfigureAwait(false);
+                if (context.Principal?.FindFirst("patient") is null)
+                    context.Fail("The identity provider's token names no patient.");
+            };
+        });
     }
 
     private static bool IsDevToken(HttpContext context)

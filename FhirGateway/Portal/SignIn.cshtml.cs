@@ -13,15 +13,22 @@ namespace Health.FhirGateway.Portal;
 /// The offline sign-in of the demo: a patient pastes a patient token from the node's dev issuer;
 /// it is validated exactly like a bearer token and exchanged for the portal's cookie.
 /// </summary>
-public sealed class SignInModel(IOptionsMonitor<JwtBearerOptions> bearerOptions) : PageModel
+public sealed class SignInModel(IOptionsMonitor<JwtBearerOptions> bearerOptions, IAuthenticationSchemeProvider schemes) : PageModel
 {
+    /// <summary>Whether the organisation's OpenID Connect sign-in is configured.</summary>
+    public bool OrganisationSignIn { get; private set; }
+
     /// <summary>Why the last attempt failed, or null.</summary>
     public string? Error { get; private set; }
 
     /// <summary>Shows the form.</summary>
-    public void OnGet()
-    {
-    }
+    public async Task OnGetAsync() => OrganisationSignIn = await schemes.GetSchemeAsync(AuthenticationSetup.PortalOpenIdScheme).ConfigureAwait(false) is not null;
+
+    /// <summary>Starts the organisation's OpenID Connect sign-in.</summary>
+    public async Task<IActionResult> OnPostOrganisationAsync()
+        => await schemes.GetSchemeAsync(AuthenticationSetup.PortalOpenIdScheme).ConfigureAwait(false) is null
+            ? NotFound()
+            : Challenge(new AuthenticationProperties { RedirectUri = "/portal" }, AuthenticationSetup.PortalOpenIdScheme);
 
     /// <summary>Validates the token and signs the patient in.</summary>
     public async Task<IActionResult> OnPostAsync(string? token)
@@ -34,6 +41,7 @@ public sealed class SignInModel(IOptionsMonitor<JwtBearerOptions> bearerOptions)
         if (access is not { Patient: { } patient } || !access.Roles.Contains("patient"))
         {
             Error = "That token was not accepted: it must be a valid, unexpired patient token.";
+            OrganisationSignIn = await schemes.GetSchemeAsync(AuthenticationSetup.PortalOpenIdScheme).ConfigureAwait(false) is not null;
             Response.StatusCode = StatusCodes.Status401Unauthorized;
             return Page();
         }
