@@ -8,10 +8,11 @@ namespace Health.Consent.Projection;
 /// <param name="Requester">Who asked.</param>
 /// <param name="Organization">The requester's organisation.</param>
 /// <param name="Custodian">The organisation holding the records.</param>
+/// <param name="PatientKey">The patient's pseudonymous key.</param>
 /// <param name="Scope">The resource type asked for, or <see cref="AccessRequest.AllTypes"/>.</param>
 /// <param name="Purpose">Purpose of use.</param>
 /// <param name="Interaction">read, vread, search or everything.</param>
 /// <param name="SealedBreakGlassReason">The sealed emergency reason, or null.</param>
 /// <param name="Decision">The decision.</param>
-public sealed record AccessRecord(long Index, long Time, string Requester, string Organization, string Custodian, string Scope,
+public sealed record AccessRecord(long Index, long Time, string Requester, string Organization, string Custodian, string PatientKey, string Scope,
     string Purpose, string Interaction, string? SealedBreakGlassReason, ConsentDecision Decision);

@@ -42,10 +42,10 @@ public sealed class ConsentLedger(LedgerStore store)
 
     private static List<AccessRecord> Accesses(SqliteConnection connection, string where, object parameters)
         => connection.Query<AccessRow>($"""
-            SELECT idx AS "Index", ts AS Time, requester, organization, custodian, scope, purpose, interaction, break_glass_reason AS BreakGlassReason,
+            SELECT idx AS "Index", ts AS Time, requester, organization, custodian, patient_key AS PatientKey, scope, purpose, interaction, break_glass_reason AS BreakGlassReason,
                 permitted, break_glass AS BreakGlass, reason, consent_id AS ConsentId, withheld FROM access_log {where}
             """, parameters)
-            .Select(r => new AccessRecord(r.Index, r.Time, r.Requester, r.Organization, r.Custodian, r.Scope, r.Purpose, r.Interaction, r.BreakGlassReason,
+            .Select(r => new AccessRecord(r.Index, r.Time, r.Requester, r.Organization, r.Custodian, r.PatientKey, r.Scope, r.Purpose, r.Interaction, r.BreakGlassReason,
                 new ConsentDecision(r.Permitted, r.Reason, r.ConsentId, r.BreakGlass, r.Withheld.Split(' ', StringSplitOptions.RemoveEmptyEntries))))
             .ToList();
 
@@ -57,6 +57,7 @@ public sealed class ConsentLedger(LedgerStore store)
         public string Requester { get; init; } = "";
         public string Organization { get; init; } = "";
         public string Custodian { get; init; } = "";
+        public string PatientKey { get; init; } = "";
         public string Scope { get; init; } = "";
         public string Purpose { get; init; } = "";
         public string Interaction { get; init; } = "";

@@ -65,6 +65,7 @@ public static class NodeHost
         app.MapGet("/healthz", () => TypedResults.Ok(new { status = "up" }));
         app.MapLedgerApi();
         app.MapFhirApi();
+        app.MapAccessApi();
         app.MapPortal();
         await app.StartAsync(token).ConfigureAwait(false);
         return app;

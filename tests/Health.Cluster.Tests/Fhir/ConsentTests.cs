@@ -60,6 +60,7 @@ public sealed class ConsentTests(LoadedCluster loaded)
             var entry = await LedgerEntryAsync(LedgerIndex(denied));
             Assert.Equal("AccessRequested", entry.GetProperty("kind").GetString());
             Assert.Contains(LedgerIndex(denied).ToString(System.Globalization.CultureInfo.InvariantCulture), outcome, StringComparison.Ordinal);
+            await AssertRecordedDecisionAsync(LedgerIndex(denied), permitted: false, stranger);
         }
 
         string consentId;
@@ -95,6 +96,24 @@ public sealed class ConsentTests(LoadedCluster loaded)
 
         using var after = await SendAsync(HttpMethod.Get, $"Patient/{patient}", stranger);
         Assert.Equal(HttpStatusCode.Forbidden, after.StatusCode);
+    }
+
+    private async Task AssertRecordedDecisionAsync(long index, bool permitted, string clinicianToken)
+    {
+        var uri = new Uri(loaded.Custodian.HttpUrl, $"/ledger/access/{index}");
+        using (var asClinician = new HttpRequestMessage(HttpMethod.Get, uri))
+        {
+            asClinician.Headers.Authorization = new AuthenticationHeaderValue("Bearer", clinicianToken);
+            using var refused = await loaded.Cluster.Client.SendAsync(asClinician, Token);
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        }
+
+        using var asAuditor = new HttpRequestMessage(HttpMethod.Get, uri);
+        asAuditor.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await loaded.Cluster.MintTokenAsync("--role", "auditor"));
+        using var response = await loaded.Cluster.Client.SendAsync(asAuditor, Token);
+        var decision = await response.Content.ReadFromJsonAsync<JsonElement>(Token);
+        Assert.Equal(permitted, decision.GetProperty("permitted").GetBoolean());
+        Assert.Equal(index, decision.GetProperty("index").GetInt64());
     }
 
     [SyntheaFact]

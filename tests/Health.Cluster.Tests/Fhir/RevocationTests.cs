@@ -74,6 +74,30 @@ public sealed class RevocationTests
         Assert.Contains(ordered, o => o.Index > revoke);
         Assert.Contains(ordered, o => o.Index < revoke);
         Assert.Equal(ordered.Count, ordered.Select(o => o.Index).Distinct().Count());
+        await AssertEveryNodeDecidedAlikeAsync(cluster, ordered.Where((_, i) => i % 10 == 0).Append(ordered[^1]).ToList(), token);
+    }
+
+    // Each node computed the decision itself when applying the entry; all must agree, and agree
+    // with what the requester was told.
+    private static async Task AssertEveryNodeDecidedAlikeAsync(LedgerCluster cluster, IReadOnlyList<(long Index, HttpStatusCode Status)> outcomes, CancellationToken token)
+    {
+        var auditor = await cluster.MintTokenAsync("--role", "auditor");
+        await cluster.WaitForConvergenceAsync(outcomes.Max(o => o.Index), token);
+        foreach (var (index, status) in outcomes)
+        {
+            var decisions = new List<string>();
+            foreach (var node in cluster.Nodes)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(node.HttpUrl, $"/ledger/access/{index}"));
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", auditor);
+                using var response = await cluster.Client.SendAsync(request, token);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                decisions.Add(await response.Content.ReadAsStringAsync(token));
+            }
+
+            var decision = Assert.Single(decisions.Distinct(StringComparer.Ordinal));
+            Assert.Contains($"\"permitted\":{(status == HttpStatusCode.OK ? "true" : "false")}", decision, StringComparison.Ordinal);
+        }
     }
 
     private static async Task<string> GrantAsync(HttpClient client, NodeProcess node, string patientToken, string patient, CancellationToken token)
