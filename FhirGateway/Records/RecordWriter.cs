@@ -45,8 +45,13 @@ public sealed class RecordWriter : IDisposable
         var body = RecordCipher.Seal(key, resource.Json, RecordCipher.ResourceBinding(resource.Type, resource.Id, resource.Version));
         Run(insertVersion, resource.Type, resource.Id, resource.Version, resource.LastUpdated, body);
         Run(upsertCurrent, resource.Type, resource.Id, resource.Version, resource.Owner, resource.LastUpdated);
-        Run(deleteTokens, resource.Type, resource.Id);
-        Run(deleteDates, resource.Type, resource.Id);
+        if (resource.Version > 1)
+        {
+            // A first version has no index rows to replace.
+            Run(deleteTokens, resource.Type, resource.Id);
+            Run(deleteDates, resource.Type, resource.Id);
+        }
+
         foreach (var (param, token) in tokens)
             Run(insertToken, resource.Type, resource.Id, param, token);
         foreach (var (param, low, high) in dates)
