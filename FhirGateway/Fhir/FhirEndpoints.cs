@@ -54,7 +54,7 @@ public static partial class FhirEndpoints
         RequireFhirJson(context);
         if (await FhirJson.ReadAsync(context.Request.Body, context.RequestAborted).ConfigureAwait(false) is not Bundle bundle)
             throw RequestFailure.Invalid("POST a transaction or batch Bundle to the base.");
-        if (bundle.Entry.Any(e => e.Resource is Hl7.Fhir.Model.Consent))
+        if (bundle.Entry.Any(e => e.Resource is Hl7.Fhir.Model.Consent || e.Request?.Url?.StartsWith("Consent", StringComparison.Ordinal) == true))
             throw new RequestFailure(StatusCodes.Status422UnprocessableEntity, OperationOutcome.IssueType.NotSupported, "A Consent is created on its own (POST /fhir/Consent), so that it is put on the ledger.");
         if (bundle.Type == Bundle.BundleType.Batch)
         {

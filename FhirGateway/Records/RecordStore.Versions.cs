@@ -16,16 +16,9 @@ public sealed partial class RecordStore
     /// <returns>The deletion's version number.</returns>
     public int Delete(string type, string id, int currentVersion, long now)
     {
-        using var connection = Open();
-        using var transaction = connection.BeginTransaction();
-        var version = currentVersion + 1;
-        connection.Execute("INSERT INTO versions(type, id, version, last_updated, deleted, body) VALUES (@type, @id, @version, @now, 1, NULL)",
-            new { type, id, version, now }, transaction);
-        connection.Execute("UPDATE current SET version = @version, last_updated = @now, deleted = 1 WHERE type = @type AND id = @id",
-            new { type, id, version, now }, transaction);
-        connection.Execute("DELETE FROM search_tokens WHERE type = @type AND id = @id", new { type, id }, transaction);
-        connection.Execute("DELETE FROM search_dates WHERE type = @type AND id = @id", new { type, id }, transaction);
-        transaction.Commit();
+        using var writer = BeginWrite();
+        var version = writer.Delete(type, id, currentVersion, now);
+        writer.Commit();
         return version;
     }
 

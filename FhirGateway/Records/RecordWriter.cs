@@ -1,3 +1,4 @@
+using Dapper;
 using Microsoft.Data.Sqlite;
 
 namespace Health.FhirGateway.Records;
@@ -57,6 +58,25 @@ public sealed class RecordWriter : IDisposable
         foreach (var (param, low, high) in dates)
             Run(insertDate, resource.Type, resource.Id, param, low, high);
     }
+
+    /// <summary>Records a deletion as a new version without a body and drops the resource's index rows.</summary>
+    /// <returns>The deletion's version number.</returns>
+    public int Delete(string type, string id, int currentVersion, long now)
+    {
+        var version = currentVersion + 1;
+        connection.Execute("INSERT INTO versions(type, id, version, last_updated, deleted, body) VALUES (@type, @id, @version, @now, 1, NULL)",
+            new { type, id, version, now }, transaction);
+        connection.Execute("UPDATE current SET version = @version, last_updated = @now, deleted = 1 WHERE type = @type AND id = @id",
+            new { type, id, version, now }, transaction);
+        Run(deleteTokens, type, id);
+        Run(deleteDates, type, id);
+        return version;
+    }
+
+    /// <summary>The current version, owner and deleted flag of a resource, as this transaction sees it.</summary>
+    public (int Version, string Owner, bool Deleted)? Current(string type, string id)
+        => connection.QuerySingleOrDefault<(int, string, bool)?>(
+            "SELECT version, owner, deleted FROM current WHERE type = @type AND id = @id", new { type, id }, transaction);
 
     /// <summary>Commits everything written.</summary>
     public void Commit() => transaction.Commit();

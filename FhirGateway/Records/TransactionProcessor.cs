@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Cryptography;
 using Health.FhirGateway.Errors;
 using Health.FhirGateway.Fhir;
@@ -36,53 +37,115 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
 
         var byPatient = new Dictionary<string, List<StoredResource>>(StringComparer.Ordinal);
         var patients = new List<Patient>();
-        var response = new Bundle { Type = Bundle.BundleType.TransactionResponse };
+        var responses = new Bundle.EntryComponent[planned.Count];
         using var writer = store.BeginWrite();
-        foreach (var entry in planned.OrderBy(e => e.Resource is Patient ? 0 : 1))
+
+        // FHIR's processing order: deletes, then creates (patients first, so their data keys exist), then updates.
+        foreach (var entry in planned.OrderBy(e => e.Method switch { Bundle.HTTPVerb.DELETE => 0, Bundle.HTTPVerb.POST => 1, _ => 2 })
+                     .ThenBy(e => e.Resource is Patient ? 0 : 1))
         {
             if (entry.ExistingId is { } existing)
             {
-                response.Entry.Add(Response(entry, $"{entry.Resource.TypeName}/{existing}", "200 OK"));
+                responses[entry.Position] = Response(entry, $"{entry.Type}/{existing}", "200 OK");
                 continue;
             }
 
-            var resource = entry.Resource;
-            resource.Id = entry.NewId;
+            if (entry.Method == Bundle.HTTPVerb.DELETE)
+            {
+                responses[entry.Position] = Delete(writer, entry, now);
+                continue;
+            }
+
+            var resource = entry.Resource!;
+            var version = entry.Method == Bundle.HTTPVerb.PUT ? CheckUpdate(writer, entry) + 1 : 1;
+            resource.Id = entry.Id;
             resource.Meta ??= new Meta();
-            resource.Meta.VersionId = "1";
+            resource.Meta.VersionId = version.ToString(CultureInfo.InvariantCulture);
             resource.Meta.LastUpdated = now;
             var owner = OwnerOf(resource);
-            var stored = new StoredResource(resource.TypeName, entry.NewId, 1, owner, now.ToUnixTimeMilliseconds(), FhirJson.ToUtf8(resource));
+            if (entry.Method == Bundle.HTTPVerb.PUT && writer.Current(entry.Type, entry.Id)!.Value.Owner != owner)
+                throw new RequestFailure(StatusCodes.Status422UnprocessableEntity, OperationOutcome.IssueType.BusinessRule, $"Entry {entry.Position}: an update may not move a resource to another patient.");
+            var stored = new StoredResource(entry.Type, entry.Id, version, owner, now.ToUnixTimeMilliseconds(), FhirJson.ToUtf8(resource));
             var (tokens, dates) = indexer.Index(resource);
-            writer.Write(stored, tokens, dates, createKey: true, resource is Patient patient ? pseudonyms.KeyOf(patient) : null);
+            writer.Write(stored, tokens, dates, createKey: version == 1, resource is Patient patient ? pseudonyms.KeyOf(patient) : null);
             if (owner != RecordStore.NodeOwner)
                 (byPatient.TryGetValue(owner, out var list) ? list : byPatient[owner] = []).Add(stored);
-            if (resource is Patient created)
+            if (resource is Patient created && version == 1)
                 patients.Add(created);
-            response.Entry.Add(Response(entry, $"{resource.TypeName}/{entry.NewId}/_history/1", "201 Created"));
+            responses[entry.Position] = Response(entry, $"{entry.Type}/{entry.Id}/_history/{version.ToString(CultureInfo.InvariantCulture)}", version == 1 ? "201 Created" : "200 OK");
         }
 
         writer.Commit();
+        var response = new Bundle { Type = Bundle.BundleType.TransactionResponse };
+        response.Entry.AddRange(responses);
         return new Outcome(response, byPatient, patients);
+    }
+
+    // The current version an update replaces, after its If-Match (a weak ETag) is checked.
+    private static int CheckUpdate(RecordWriter writer, PlannedEntry entry)
+    {
+        var current = writer.Current(entry.Type, entry.Id)
+            ?? throw RequestFailure.NotFound($"Entry {entry.Position}: {entry.Type}/{entry.Id} is not known; this server assigns ids, so create it with POST.");
+        if (entry.IfMatch is { } ifMatch && ifMatch != $"W/\"{current.Version.ToString(CultureInfo.InvariantCulture)}\"")
+            throw new RequestFailure(StatusCodes.Status412PreconditionFailed, OperationOutcome.IssueType.Conflict, $"Entry {entry.Position}: {entry.Type}/{entry.Id} is at version {current.Version}, not the one ifMatch names.");
+        return current.Version;
+    }
+
+    private static Bundle.EntryComponent Delete(RecordWriter writer, PlannedEntry entry, DateTimeOffset now)
+    {
+        var current = writer.Current(entry.Type, entry.Id);
+        if (current is { Deleted: false } found)
+        {
+            if (entry.IfMatch is { } ifMatch && ifMatch != $"W/\"{found.Version.ToString(CultureInfo.InvariantCulture)}\"")
+                throw new RequestFailure(StatusCodes.Status412PreconditionFailed, OperationOutcome.IssueType.Conflict, $"Entry {entry.Position}: {entry.Type}/{entry.Id} is at version {found.Version}, not the one ifMatch names.");
+            writer.Delete(entry.Type, entry.Id, found.Version, now.ToUnixTimeMilliseconds());
+        }
+
+        // Deleting what is not there (or no longer there) succeeds, as FHIR's delete does.
+        return new Bundle.EntryComponent { Response = new Bundle.ResponseComponent { Status = "204 No Content" } };
     }
 
     private List<PlannedEntry> PlanEntries(Bundle bundle)
     {
         var planned = new List<PlannedEntry>(bundle.Entry.Count);
         var fullUrls = new HashSet<string>(StringComparer.Ordinal);
+        var targets = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < bundle.Entry.Count; i++)
         {
             var entry = bundle.Entry[i];
-            if (entry.Resource is null)
-                throw RequestFailure.Invalid($"Entry {i} has no resource.");
-            if (entry.Request?.Method is not Bundle.HTTPVerb.POST)
-                throw new RequestFailure(StatusCodes.Status422UnprocessableEntity, OperationOutcome.IssueType.NotSupported, $"Entry {i}: only POST entries are processed in a transaction.");
-            if (entry.Request.Url != entry.Resource.TypeName)
-                throw RequestFailure.Invalid($"Entry {i}: request.url must be the resource type {entry.Resource.TypeName}.");
+            var method = entry.Request?.Method;
+            var url = entry.Request?.Url ?? string.Empty;
             if (entry.FullUrl is { } fullUrl && !fullUrls.Add(fullUrl))
                 throw RequestFailure.Invalid($"Entry {i}: fullUrl appears twice.");
-            var existing = entry.Request.IfNoneExist is { } condition ? FindSingle(entry.Resource.TypeName, condition, i) : null;
-            planned.Add(new PlannedEntry(entry.Resource, entry.FullUrl, Guid.NewGuid().ToString(), existing));
+            switch (method)
+            {
+                case Bundle.HTTPVerb.POST:
+                {
+                    var resource = entry.Resource ?? throw RequestFailure.Invalid($"Entry {i} has no resource.");
+                    if (url != resource.TypeName)
+                        throw RequestFailure.Invalid($"Entry {i}: request.url must be the resource type {resource.TypeName}.");
+                    var existing = entry.Request!.IfNoneExist is { } condition ? FindSingle(resource.TypeName, condition, i) : null;
+                    planned.Add(new PlannedEntry(i, Bundle.HTTPVerb.POST, resource.TypeName, resource, entry.FullUrl, Guid.NewGuid().ToString(), existing, null));
+                    break;
+                }
+
+                case Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.DELETE:
+                {
+                    var parts = url.Split('/');
+                    if (parts.Length != 2 || !Fhir.Capabilities.StoredTypes.Contains(parts[0]) || parts[1].Length is 0 or > 64 || url.Contains('?', StringComparison.Ordinal))
+                        throw RequestFailure.Invalid($"Entry {i}: request.url must be Type/id (conditional updates and deletes are not supported).");
+                    if (!targets.Add(url))
+                        throw RequestFailure.Invalid($"Entry {i}: {parts[0]} {parts[1]} appears in more than one entry.");
+                    var resource = entry.Resource;
+                    if (method == Bundle.HTTPVerb.PUT && (resource is null || resource.TypeName != parts[0] || (resource.Id is not null && resource.Id != parts[1])))
+                        throw RequestFailure.Invalid($"Entry {i}: an update carries the {parts[0]} with id {parts[1]}.");
+                    planned.Add(new PlannedEntry(i, method.Value, parts[0], method == Bundle.HTTPVerb.PUT ? resource : null, entry.FullUrl, parts[1], null, entry.Request!.IfMatch));
+                    break;
+                }
+
+                default:
+                    throw new RequestFailure(StatusCodes.Status422UnprocessableEntity, OperationOutcome.IssueType.NotSupported, $"Entry {i}: only POST, PUT and DELETE entries are processed in a transaction.");
+            }
         }
 
         return planned;
@@ -91,10 +154,10 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
     private void ResolveReferences(List<PlannedEntry> planned)
     {
         var targets = planned.Where(e => e.FullUrl is not null)
-            .ToDictionary(e => e.FullUrl!, e => $"{e.Resource.TypeName}/{e.ExistingId ?? e.NewId}", StringComparer.Ordinal);
-        foreach (var entry in planned)
+            .ToDictionary(e => e.FullUrl!, e => $"{e.Type}/{e.ExistingId ?? e.Id}", StringComparer.Ordinal);
+        foreach (var entry in planned.Where(e => e.Resource is not null))
         {
-            foreach (var reference in ReferenceWalker.All(entry.Resource))
+            foreach (var reference in ReferenceWalker.All(entry.Resource!))
             {
                 if (reference.Reference is not { } value || value.StartsWith('#'))
                     continue;
@@ -159,5 +222,5 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
-    private sealed record PlannedEntry(Resource Resource, string? FullUrl, string NewId, string? ExistingId);
+    private sealed record PlannedEntry(int Position, Bundle.HTTPVerb Method, string Type, Resource? Resource, string? FullUrl, string Id, string? ExistingId, string? IfMatch);
 }

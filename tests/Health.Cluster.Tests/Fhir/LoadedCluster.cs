@@ -13,6 +13,9 @@ public sealed class LoadedClusterCollection : ICollectionFixture<LoadedCluster>
 /// <summary>A three-node cluster with every Synthea bundle ingested at node1; shared by the FHIR tests.</summary>
 public sealed class LoadedCluster : IAsyncLifetime
 {
+    /// <summary>Whether to ingest the sample bundles (a test that changes records starts empty).</summary>
+    public bool LoadSamples { get; init; } = true;
+
     public LedgerCluster Cluster { get; } = new();
 
     public NodeProcess Custodian => Cluster.Nodes[0];
@@ -28,7 +31,7 @@ public sealed class LoadedCluster : IAsyncLifetime
         OperatorToken = await Cluster.MintTokenAsync("--role", "operator");
         ClinicianToken = await Cluster.MintTokenAsync("--role", "clinician", "--org", "node1");
         Cluster.Client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ClinicianToken);
-        if (SyntheaData.Folder is null)
+        if (SyntheaData.Folder is null || !LoadSamples)
             return;
         foreach (var file in SyntheaData.OrganizationAndPractitionerBundles.Concat(SyntheaData.PatientBundles))
         {

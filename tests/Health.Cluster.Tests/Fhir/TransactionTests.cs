@@ -1,0 +1,71 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+
+namespace Health.Cluster.Tests.Fhir;
+
+/// <summary>Transactions with PUT and DELETE entries, all or nothing, on a cluster of its own (it changes records).</summary>
+public sealed class TransactionTests : IAsyncLifetime
+{
+    private readonly LoadedCluster loaded = new() { LoadSamples = false };
+
+    private static CancellationToken Token => new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token;
+
+    public Task InitializeAsync() => loaded.InitializeAsync();
+
+    public Task DisposeAsync() => loaded.DisposeAsync();
+
+    private async Task<JsonElement> PostAsync(string bundle, HttpStatusCode expected)
+    {
+        using var response = await loaded.PostBundleAsync(Encoding.UTF8.GetBytes(bundle), Token);
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>(Token);
+        Assert.True(response.StatusCode == expected, $"{(int)response.StatusCode}: {body}");
+        return body;
+    }
+
+    private async Task<HttpStatusCode> ReadStatusAsync(string relative)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(loaded.Custodian.HttpUrl, "/fhir/" + relative));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", loaded.ClinicianToken);
+        using var response = await loaded.Cluster.Client.SendAsync(request, Token);
+        return response.StatusCode;
+    }
+
+    private static string Observation(string patient, string status, string? id = null)
+        => $$$"""{"resourceType":"Observation",{{{(id is null ? "" : $"\"id\":\"{id}\",")}}}"status":"{{{status}}}","code":{"coding":[{"system":"http://loinc.org","code":"8302-2"}]},"subject":{"reference":"Patient/{{{patient}}}"}}""";
+
+    private static string Transaction(params string[] entries) => $$$"""{"resourceType":"Bundle","type":"transaction","entry":[{{{string.Join(',', entries)}}}]}""";
+
+    [SyntheaFact]
+    public async Task Put_and_delete_entries_apply_together_or_not_at_all()
+    {
+        var ingested = await PostAsync(await File.ReadAllTextAsync(SyntheaData.PatientBundles.First(), Token), HttpStatusCode.OK);
+        var patient = ingested.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response").GetProperty("location").GetString()!)
+            .First(l => l.StartsWith("Patient/", StringComparison.Ordinal)).Split('/')[1];
+        var created = await PostAsync(Transaction(
+            $$$"""{"resource":{{{Observation(patient, "preliminary")}}},"request":{"method":"POST","url":"Observation"}}""",
+            $$$"""{"resource":{{{Observation(patient, "preliminary")}}},"request":{"method":"POST","url":"Observation"}}"""), HttpStatusCode.OK);
+        var ids = created.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response").GetProperty("location").GetString()!.Split('/')[1]).ToList();
+
+        // A stale ifMatch fails the whole bundle: the delete in it does not happen either.
+        await PostAsync(Transaction(
+            $$$"""{"request":{"method":"DELETE","url":"Observation/{{{ids[1]}}}"}}""",
+            $$$"""{"resource":{{{Observation(patient, "final", ids[0])}}},"request":{"method":"PUT","url":"Observation/{{{ids[0]}}}","ifMatch":"W/\"7\""}}"""), HttpStatusCode.PreconditionFailed);
+        Assert.Equal(HttpStatusCode.OK, await ReadStatusAsync($"Observation/{ids[1]}"));
+
+        var done = await PostAsync(Transaction(
+            $$$"""{"resource":{{{Observation(patient, "final", ids[0])}}},"request":{"method":"PUT","url":"Observation/{{{ids[0]}}}","ifMatch":"W/\"1\""}}""",
+            $$$"""{"request":{"method":"DELETE","url":"Observation/{{{ids[1]}}}"}}"""), HttpStatusCode.OK);
+        var responses = done.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response").GetProperty("status").GetString()).ToList();
+        Assert.Equal(["200 OK", "204 No Content"], responses);
+        Assert.Equal(HttpStatusCode.Gone, await ReadStatusAsync($"Observation/{ids[1]}"));
+        Assert.Equal(HttpStatusCode.OK, await ReadStatusAsync($"Observation/{ids[0]}/_history/2"));
+
+        await PostAsync(Transaction($$$"""{"resource":{{{Observation(patient, "final", "no-such-id")}}},"request":{"method":"PUT","url":"Observation/no-such-id"}}"""), HttpStatusCode.NotFound);
+        await PostAsync(Transaction(
+            $$$"""{"request":{"method":"DELETE","url":"Observation/{{{ids[0]}}}"}}""",
+            $$$"""{"resource":{{{Observation(patient, "final", ids[0])}}},"request":{"method":"PUT","url":"Observation/{{{ids[0]}}}"}}"""), HttpStatusCode.BadRequest);
+    }
+}
