@@ -2,8 +2,14 @@
 # Synthea ingest rate: three health-node processes on loopback; every bundle in the sample folder
 # is posted to node1 as a transaction (organisations and practitioners first), one at a time,
 # then again with 4 bundles in flight. Prints resources/s. Bounded: each bundle set once per run.
-# Usage: bench/ingest.sh [SAMPLE_FOLDER]
+# With --profile, node1 is traced (dotnet-trace, sampled thread time) during the sequential run and
+# the share of the ingest handler's time spent in cryptography (the encryption on/off question),
+# SQLite and Firely's JSON is printed.
+# Usage: bench/ingest.sh [--profile] [SAMPLE_FOLDER]
 set -euo pipefail
+profile=false; if [ "${1:-}" = "--profile" ]; then profile=true; shift; fi
+trace_tool=$(command -v dotnet-trace || echo "$HOME/.dotnet/tools/dotnet-trace")
+if $profile && [ ! -x "$trace_tool" ]; then echo "--profile needs dotnet-trace: dotnet tool install --global dotnet-trace" >&2; exit 1; fi
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/.." && pwd)
 samples=${1:-$root/../shared/fhir/synthea-r4}
 dotnet build "$root/FhirGateway" -c Release -v q -nologo >/dev/null
@@ -27,9 +33,21 @@ resources=$(python3 -c "import json,sys; print(sum(len(json.load(open(f))['entry
 run_cluster 38080
 token=$(dotnet "$node_dll" token --key "$tmp/issuer.pem" --role operator)
 post() { curl -s -o /dev/null -w "%{http_code}\n" -X POST "$1/fhir" -H "Authorization: Bearer $token" -H 'Content-Type: application/fhir+json' --data-binary @"$2"; }
+if $profile; then
+  # A fixed window (the sequential run takes about 6 s here): dotnet-trace stops on its own.
+  "$trace_tool" collect -p "${pids[0]}" --profile dotnet-sampled-thread-time --format Speedscope -o "$tmp/ingest.nettrace" --duration 00:00:00:08 >"$tmp/trace.log" 2>&1 &
+  tracer=$!; sleep 3
+fi
 start=$(date +%s.%N)
 for f in $files; do [ "$(post http://127.0.0.1:38081 "$f")" = 200 ] || echo "refused: $(basename "$f")"; done
 end=$(date +%s.%N)
+if $profile; then
+  wait "$tracer" || true
+  python3 "$here/profile-share.py" "$tmp/ingest.speedscope.json" TransactionAsync \
+    "sealing records (AES-GCM, data keys)=RecordCipher.Seal|RecordStore.DataKey" "HMAC index tokens=SearchIndexer.Token" \
+    "all cryptography=RecordCipher.Seal|RecordStore.DataKey|SearchIndexer.Token|PatientPseudonyms" \
+    "SQLite=Microsoft.Data.Sqlite" "Firely JSON parse and serialise=FhirJson"
+fi
 awk -v r="$resources" -v s="$start" -v e="$end" 'BEGIN { printf "sequential: %d resources in %.1f s = %.0f resources/s\n", r, e - s, r / (e - s) }'
 run_cluster 48080
 export -f post; export token
