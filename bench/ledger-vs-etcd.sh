@@ -37,7 +37,7 @@ leader_url="http://127.0.0.1:2808${leader#node}"
 echo "health ledger, three nodes, leader $leader_url"
 
 payload=$(head -c 225 /dev/urandom | base64 -w0)   # 300 base64 characters, as the etcd values
-body="{\"kind\":\"NodeRemoved\",\"fields\":{\"nodeId\":\"bench\",\"reason\":\"$payload\"}}"
+body="{\"kind\":\"OperatorNote\",\"fields\":{\"topic\":\"bench\",\"note\":\"$payload\"}}"
 declare -A ledger_rps
 for c in 1 16 256; do
   out=$(hey -n "$n" -c "$c" -m POST -T application/json -d "$body" -t 10 "$leader_url/ledger/entries")

@@ -48,7 +48,7 @@ internal static class Demo
                 Try:
                   curl -s {{{first}}}/ledger/status
                   curl -s -X POST {{{first}}}/ledger/entries -H 'Content-Type: application/json' \
-                       -d '{"kind":"NodeAdmitted","fields":{"nodeId":"node4","organization":"demo-clinic","certificateSha256":"00"}}'
+                       -d '{"kind":"OperatorNote","fields":{"topic":"demo","note":"first note"}}'
                   curl -s {{{first}}}/ledger/entries/1
                   curl -s {{{first}}}/ledger/entries/1/receipt
                   curl -s {{{first}}}/ledger/checkpoints/latest

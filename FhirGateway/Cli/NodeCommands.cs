@@ -13,6 +13,7 @@ internal static class NodeCommands
         root.Subcommands.Add(RunCommand());
         root.Subcommands.Add(DemoCommand());
         root.Subcommands.Add(TokenCommand());
+        root.Subcommands.Add(CertificateCommands.Create());
         return root;
     }
 
@@ -49,7 +50,10 @@ internal static class NodeCommands
         {
             Description = "Key file of the dev token issuer whose tokens this node accepts (demo and tests); made on first start when missing.",
         };
-        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { nodeId, http, data, members, snapshotInterval, join, pseudonymKey, devIssuerKey };
+        var tlsCertificate = new Option<FileInfo>("--tls-cert") { Description = "This node's consortium certificate (PEM, from `health-node certs node`); with --tls-key and --tls-ca, Raft and member-to-member HTTP are mutual TLS and --http must be https." };
+        var tlsKey = new Option<FileInfo>("--tls-key") { Description = "The private key of --tls-cert (PEM)." };
+        var tlsAuthority = new Option<FileInfo>("--tls-ca") { Description = "The consortium CA certificate (PEM) every member's certificate must chain to." };
+        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { nodeId, http, data, members, snapshotInterval, join, pseudonymKey, devIssuerKey, tlsCertificate, tlsKey, tlsAuthority };
         command.SetAction(async (result, token) =>
         {
             var parsed = ParseMembers(result.GetValue(members)!);
@@ -59,11 +63,13 @@ internal static class NodeCommands
             var url = Uri.TryCreate(result.GetValue(http), UriKind.Absolute, out var parsedUrl) && parsedUrl.Scheme is "http" or "https"
                 ? parsedUrl
                 : throw new CommandLineFailure("--http must be an absolute http:// or https:// URL.");
+            var identity = CertificateCommands.LoadIdentity(result.GetValue(tlsCertificate), result.GetValue(tlsKey), result.GetValue(tlsAuthority), id, url);
             var settings = new NodeSettings(id, url, result.GetValue(data)!.FullName, parsed) {
                 SnapshotInterval = result.GetValue(snapshotInterval),
                 Join = result.GetValue(join),
                 PseudonymKeyFile = result.GetValue(pseudonymKey)?.FullName,
                 DevIssuerKeyFile = result.GetValue(devIssuerKey)?.FullName,
+                Identity = identity,
             };
             var app = await NodeHost.StartAsync(settings, token).ConfigureAwait(false);
             await using (app.ConfigureAwait(false))

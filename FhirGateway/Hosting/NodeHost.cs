@@ -21,7 +21,23 @@ public static class NodeHost
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(settings.HttpUrl.ToString());
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 1024 * 1024);
+        if (settings.Identity is not null)
+            builder.WebHost.UseKestrelHttpsConfiguration();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.MaxRequestBodySize = 1024 * 1024;
+            if (settings.Identity is { } identity)
+            {
+                // Clinicians and patients connect without a client certificate; member-to-member
+                // routes check the one a peer presents.
+                kestrel.ConfigureHttpsDefaults(https =>
+                {
+                    https.ServerCertificate = identity.Certificate;
+                    https.ClientCertificateMode = Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode.AllowCertificate;
+                    https.AllowAnyClientCertificate();
+                });
+            }
+        });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Logging.AddFilter("DotNext", LogLevel.Warning);
@@ -49,7 +65,7 @@ public static class NodeHost
 
         var app = builder.Build();
         var loggerFactory = app.Services.GetRequiredService<ILoggerFactory>();
-        node = await LedgerNode.StartAsync(settings.ToLedgerOptions(), [new ConsentProjection()], loggerFactory, new SocketsHttpHandler(), token).ConfigureAwait(false);
+        node = await LedgerNode.StartAsync(settings.ToLedgerOptions(), [new ConsentProjection()], loggerFactory, token).ConfigureAwait(false);
         app.Services.GetRequiredService<LedgerNode>();
 
         app.UseExceptionHandler();
@@ -66,6 +82,7 @@ public static class NodeHost
         app.MapLedgerApi();
         app.MapFhirApi();
         app.MapAccessApi();
+        app.MapGovernanceApi();
         app.MapPortal();
         await app.StartAsync(token).ConfigureAwait(false);
         return app;

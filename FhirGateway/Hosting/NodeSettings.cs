@@ -21,6 +21,9 @@ public sealed record NodeSettings(string NodeId, Uri HttpUrl, string DataDirecto
     /// <summary>Whether the node joins a running group and waits to be added.</summary>
     public bool Join { get; init; }
 
+    /// <summary>The node's consortium certificate and key and the consortium CA; null runs without TLS (development only).</summary>
+    public Health.Ledger.Security.ConsortiumIdentity? Identity { get; init; }
+
     /// <summary>The ledger's options for this node.</summary>
     public LedgerNodeOptions ToLedgerOptions() => new()
     {
@@ -29,6 +32,7 @@ public sealed record NodeSettings(string NodeId, Uri HttpUrl, string DataDirecto
         DataDirectory = Path.Combine(DataDirectory, "ledger"),
         SnapshotInterval = SnapshotInterval,
         Join = Join,
+        Identity = Identity,
     };
 
     /// <summary>

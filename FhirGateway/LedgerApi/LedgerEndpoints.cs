@@ -141,7 +141,7 @@ public static class LedgerEndpoints
 
     private static async Task<NoContent> AcceptForwardedAsync(HttpContext context, LedgerNode node)
     {
-        RequireLoopback(context);
+        RequireMember(context, node);
         using var buffer = new MemoryStream();
         await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
         try
@@ -169,6 +169,9 @@ public static class LedgerEndpoints
             throw RequestFailure.Invalid(e.Message);
         }
 
+        if (!node.Admission.IsAdmitted(parsed.NodeId))
+            throw new RequestFailure(StatusCodes.Status409Conflict, Hl7.Fhir.Model.OperationOutcome.IssueType.BusinessRule,
+                $"{parsed.NodeId} is not admitted to the consortium: propose its admission and have a majority of members approve it first.");
         if (node.Members.Any(m => m.NodeId == parsed.NodeId || Equals(m.RaftEndPoint, parsed.RaftEndPoint)))
             throw new RequestFailure(StatusCodes.Status409Conflict, Hl7.Fhir.Model.OperationOutcome.IssueType.Duplicate, $"{parsed.NodeId} or its Raft address is already a member.");
         await node.AddMemberAsync(parsed, context.RequestAborted).ConfigureAwait(false);
@@ -186,7 +189,7 @@ public static class LedgerEndpoints
 
     private static async Task<Results<NoContent, StatusCodeHttpResult>> PollDurableAsync(HttpContext context, LedgerNode node, long index)
     {
-        RequireLoopback(context);
+        RequireMember(context, node);
         return await node.PollDurableAsync(index, context.RequestAborted).ConfigureAwait(false)
             ? TypedResults.NoContent()
             : TypedResults.StatusCode(StatusCodes.Status504GatewayTimeout);
@@ -194,7 +197,7 @@ public static class LedgerEndpoints
 
     private static async Task<NoContent> AcceptForwardedMembershipAsync(HttpContext context, LedgerNode node)
     {
-        RequireLoopback(context);
+        RequireMember(context, node);
         using var reader = new StreamReader(context.Request.Body);
         LedgerMember member;
         try
@@ -213,7 +216,21 @@ public static class LedgerEndpoints
         return TypedResults.NoContent();
     }
 
-    // Until node-to-node mutual TLS admits members by certificate, only processes on this machine may write.
+    // Member-to-member calls: with TLS, the caller's client certificate must be the consortium's and
+    // name a node admitted now; a node running without TLS (development) takes them from this machine only.
+    private static void RequireMember(HttpContext context, LedgerNode node)
+    {
+        if (node.Identity is null)
+        {
+            RequireLoopback(context);
+            return;
+        }
+
+        if (context.Connection.ClientCertificate is not { } certificate || !node.IsAdmittedPeer(certificate))
+            throw RequestFailure.Forbidden("Only admitted consortium members may call this, with their node certificate.");
+    }
+
+    // Operator actions without a token (raw appends, Raft membership) are taken from this machine only.
     private static void RequireLoopback(HttpContext context)
     {
         if (context.Connection.RemoteIpAddress is not { } address || !IPAddress.IsLoopback(address))

@@ -1,3 +1,6 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using DotNext.Net.Security;
 using System.Net;
 using System.Threading.Channels;
 using DotNext.Net.Cluster.Consensus.Raft;
@@ -5,6 +8,8 @@ using DotNext.Net.Cluster.Consensus.Raft.Membership;
 using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
 using Health.Ledger.Checkpoints;
 using Health.Ledger.Merkle;
+using Health.Ledger.Governance;
+using Health.Ledger.Security;
 using Health.Ledger.Storage;
 using Microsoft.Extensions.Logging;
 
@@ -27,8 +32,9 @@ public sealed partial class LedgerNode : IAsyncDisposable
     private Task background = Task.CompletedTask;
 
     private LedgerNode(LedgerNodeOptions options, LedgerStore store, MerkleTree tree, LedgerStateMachine stateMachine, WriteAheadLog log,
-        RaftCluster cluster, NodeSigningKey signingKey, HttpMessageHandler peerHandler, ILogger logger)
+        RaftCluster cluster, NodeSigningKey signingKey, Admission admission, ILogger logger)
     {
+        Admission = admission;
         Tree = tree;
         this.options = options;
         this.logger = logger;
@@ -37,7 +43,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
         this.cluster = cluster;
         Store = store;
         SigningKey = signingKey;
-        peerClient = new HttpClient(peerHandler) { Timeout = TimeSpan.FromSeconds(10) };
+        peerClient = new HttpClient(CreatePeerHandler()) { Timeout = TimeSpan.FromSeconds(10) };
         appendQueue = Channel.CreateBounded<PendingAppend>(new BoundedChannelOptions(65536) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         inFlight = new SemaphoreSlim(options.MaxBatchesInFlight);
         retry = CreateRetryPipeline();
@@ -55,6 +61,37 @@ public sealed partial class LedgerNode : IAsyncDisposable
     /// <summary>The key this node signs checkpoints with.</summary>
     public NodeSigningKey SigningKey { get; }
 
+    /// <summary>Which nodes the consortium admits, from the applied governance entries.</summary>
+    public Admission Admission { get; }
+
+    /// <summary>This node's consortium certificate and CA, or null when it runs without TLS (development only).</summary>
+    public ConsortiumIdentity? Identity => options.Identity;
+
+    /// <summary>Whether a peer's certificate is the consortium's and names a node admitted now.</summary>
+    public bool IsAdmittedPeer(X509Certificate2 certificate)
+        => options.Identity is { } identity && identity.IsAdmittedPeer(certificate, Admission.IsAdmitted);
+
+    /// <summary>
+    /// An HTTP handler for calls to other members: with TLS configured it presents this node's
+    /// certificate and accepts only admitted consortium members as servers.
+    /// </summary>
+    public SocketsHttpHandler CreatePeerHandler() => CreatePeerHandler(options.Identity, (id, fingerprint) => Admission.IsAdmitted(id, fingerprint));
+
+    private static SocketsHttpHandler CreatePeerHandler(ConsortiumIdentity? identity, Func<string, string, bool> isAdmitted)
+    {
+        var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
+        if (identity is not null)
+        {
+            handler.SslOptions = new SslClientAuthenticationOptions
+            {
+                ClientCertificates = [identity.Certificate],
+                RemoteCertificateValidationCallback = identity.PeerValidator(isAdmitted),
+            };
+        }
+
+        return handler;
+    }
+
     /// <summary>Whether this node is the Raft leader right now.</summary>
     public bool IsLeader => !cluster.LeadershipToken.IsCancellationRequested;
 
@@ -65,15 +102,18 @@ public sealed partial class LedgerNode : IAsyncDisposable
     /// <param name="options">The node's settings.</param>
     /// <param name="projections">Modules' projections, applied with every entry.</param>
     /// <param name="loggerFactory">Logging.</param>
-    /// <param name="peerHandler">HTTP handler for calls to other members (forwarded appends).</param>
     /// <param name="token">Cancels start-up.</param>
     public static async Task<LedgerNode> StartAsync(LedgerNodeOptions options, IReadOnlyList<ILedgerProjection> projections,
-        ILoggerFactory loggerFactory, HttpMessageHandler peerHandler, CancellationToken token)
+        ILoggerFactory loggerFactory, CancellationToken token)
     {
         var root = Directory.CreateDirectory(options.DataDirectory);
         var logger = loggerFactory.CreateLogger<LedgerNode>();
         var signingKey = NodeSigningKey.LoadOrCreate(Path.Combine(root.FullName, "node-signing-key.pem"));
-        var store = new LedgerStore(Path.Combine(root.FullName, "ledger.db"), projections);
+
+        // The founding members are the same on every node: a joining node leaves itself out.
+        var founding = options.Members.Select(m => m.NodeId).Where(id => !options.Join || id != options.NodeId).ToHashSet(StringComparer.Ordinal);
+        var store = new LedgerStore(Path.Combine(root.FullName, "ledger.db"), [new GovernanceProjection(founding), .. projections]);
+        var admission = new Admission(store, founding);
         var tree = new MerkleTree();
         var stateMachine = new LedgerStateMachine(root.CreateSubdirectory("snapshots"), store, tree, options.SnapshotInterval, logger);
         await stateMachine.RestoreAsync(token).ConfigureAwait(false);
@@ -96,6 +136,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
             ConfigurationStorage = null,
             LoggerFactory = loggerFactory,
             TransmissionBlockSize = 65536,
+            SslOptions = options.Identity is { } identity ? RaftTls(identity, admission) : null,
         };
         var storage = (InMemoryClusterConfigurationStorage<EndPoint>)configuration.ConfigurationStorage!;
         // A joining node starts without a configuration and waits, frozen, until the leader adds it.
@@ -108,12 +149,30 @@ public sealed partial class LedgerNode : IAsyncDisposable
         }
 
         var cluster = new RaftCluster(configuration) { AuditTrail = log };
-        var node = new LedgerNode(options, store, tree, stateMachine, log, cluster, signingKey, peerHandler, logger);
+        var node = new LedgerNode(options, store, tree, stateMachine, log, cluster, signingKey, admission, logger);
         await cluster.StartAsync(token).ConfigureAwait(false);
         node.background = Task.WhenAll(node.RunAppenderAsync(node.lifetime.Token), node.RunCheckpointerAsync(node.lifetime.Token));
         LogStarted(logger, options.NodeId, self.RaftEndPoint, store.RaftIndex, node.Tree.Size);
         return node;
     }
+
+    // Raft connections are mutual TLS both ways: each side presents its node certificate and accepts
+    // the other only if it chains to the consortium CA and names a node admitted at that moment.
+    private static SslOptions RaftTls(ConsortiumIdentity identity, Admission admission) => new()
+    {
+        ServerOptions = new SslServerAuthenticationOptions
+        {
+            ServerCertificate = identity.Certificate,
+            ClientCertificateRequired = true,
+            RemoteCertificateValidationCallback = identity.PeerValidator(admission.IsAdmitted),
+        },
+        ClientOptions = new SslClientAuthenticationOptions
+        {
+            TargetHost = "health-ledger-node",
+            ClientCertificates = [identity.Certificate],
+            RemoteCertificateValidationCallback = identity.PeerValidator(admission.IsAdmitted),
+        },
+    };
 
     /// <summary>Waits until some member is known as leader.</summary>
     public async Task WaitForLeaderAsync(TimeSpan timeout, CancellationToken token)

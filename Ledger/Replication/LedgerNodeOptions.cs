@@ -45,6 +45,9 @@ public sealed record LedgerNodeOptions
     /// <summary>The clock the leader stamps entries with.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
+    /// <summary>The node's consortium certificate and CA; when set, Raft and member-to-member HTTP are mutual TLS.</summary>
+    public Security.ConsortiumIdentity? Identity { get; init; }
+
     /// <summary>This node's member record.</summary>
     public LedgerMember Self => Members.Single(m => m.NodeId == NodeId);
 }

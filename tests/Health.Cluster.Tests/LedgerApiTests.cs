@@ -31,7 +31,7 @@ public sealed class RunningCluster : IAsyncLifetime
 
 public sealed class LedgerApiTests(RunningCluster running) : IClassFixture<RunningCluster>
 {
-    private static readonly object ValidEntry = new { kind = "NodeAdmitted", fields = new Dictionary<string, string> { ["nodeId"] = "node9", ["organization"] = "org9", ["certificateSha256"] = "ab" } };
+    private static readonly object ValidEntry = new { kind = "OperatorNote", fields = new Dictionary<string, string> { ["note"] = "node9 maintenance", ["topic"] = "maintenance" } };
     private readonly LedgerCluster cluster = running.Cluster;
 
     private static CancellationToken Token => new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token;
@@ -49,7 +49,7 @@ public sealed class LedgerApiTests(RunningCluster running) : IClassFixture<Runni
         foreach (var node in cluster.Nodes)
         {
             var entry = await cluster.Client.GetFromJsonAsync<JsonElement>(new Uri(node.HttpUrl, $"/ledger/entries/{index}"), Token);
-            Assert.Equal("node9", entry.GetProperty("fields").GetProperty("nodeId").GetString());
+            Assert.Equal("node9 maintenance", entry.GetProperty("fields").GetProperty("note").GetString());
         }
     }
 
@@ -98,11 +98,11 @@ public sealed class LedgerApiTests(RunningCluster running) : IClassFixture<Runni
     [InlineData("{not json", "application/json", 400)]
     [InlineData("[]", "application/json", 400)]
     [InlineData("{\"kind\":\"NoSuchKind\",\"fields\":{}}", "application/json", 400)]
-    [InlineData("{\"kind\":\"NodeRemoved\",\"fields\":{}}", "application/json", 400)]
-    [InlineData("{\"kind\":\"NodeRemoved\",\"fields\":{\"nodeId\":5}}", "application/json", 400)]
-    [InlineData("{\"kind\":\"NodeRemoved\",\"fields\":{\"nodeId\":\"a\",\"extra\":\"b\"}}", "application/json", 400)]
+    [InlineData("{\"kind\":\"OperatorNote\",\"fields\":{}}", "application/json", 400)]
+    [InlineData("{\"kind\":\"OperatorNote\",\"fields\":{\"note\":5}}", "application/json", 400)]
+    [InlineData("{\"kind\":\"OperatorNote\",\"fields\":{\"note\":\"a\",\"extra\":\"b\"}}", "application/json", 400)]
     [InlineData("{\"kind\":\"Checkpoint\",\"fields\":{\"treeSize\":\"1\",\"root\":\"00\",\"signer\":\"x\",\"keyId\":\"y\",\"signature\":\"z\"}}", "application/json", 400)]
-    [InlineData("{\"kind\":\"NodeRemoved\",\"fields\":{\"nodeId\":\"a\"}}", "text/plain", 415)]
+    [InlineData("{\"kind\":\"OperatorNote\",\"fields\":{\"note\":\"a\"}}", "text/plain", 415)]
     public async Task Bad_appends_get_an_OperationOutcome_and_append_nothing(string body, string mediaType, int status)
     {
         var before = (await cluster.TryStatusAsync(running.Leader, Token))!.TreeSize;
@@ -118,7 +118,7 @@ public sealed class LedgerApiTests(RunningCluster running) : IClassFixture<Runni
     [Fact]
     public async Task A_huge_append_body_is_refused_with_413()
     {
-        var huge = JsonSerializer.Serialize(new { kind = "NodeRemoved", fields = new Dictionary<string, string> { ["nodeId"] = new string('a', 200_000) } });
+        var huge = JsonSerializer.Serialize(new { kind = "OperatorNote", fields = new Dictionary<string, string> { ["note"] = new string('a', 200_000) } });
         using var content = new StringContent(huge, Encoding.UTF8, "application/json");
         using var response = await cluster.Client.PostAsync(new Uri(Follower.HttpUrl, "/ledger/entries"), content, Token);
         await AssertOperationOutcomeAsync(response, 413);

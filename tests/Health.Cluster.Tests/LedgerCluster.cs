@@ -16,17 +16,83 @@ public sealed class LedgerCluster : IDisposable
     private readonly List<string> members;
     private readonly List<NodeProcess> nodes;
 
+    private readonly string[] shared;
+
     public LedgerCluster(int size = 3, params string[] extraArguments)
+        : this(size, tls: false, extraArguments)
     {
+    }
+
+    private LedgerCluster(int size, bool tls, string[] extraArguments)
+    {
+        Tls = tls;
+        if (tls)
+        {
+            Health.Ledger.Security.ConsortiumCertificates.EnsureAuthority(AuthorityFolder);
+            Client = new HttpClient(new SocketsHttpHandler { SslOptions = { RemoteCertificateValidationCallback = (_, certificate, _, _) => TrustsServer(certificate) } })
+            {
+                Timeout = TimeSpan.FromSeconds(40),
+            };
+        }
+
         var ports = Enumerable.Range(0, size).Select(_ => (Http: NodeProcess.FreePort(), Raft: NodeProcess.FreePort())).ToList();
-        members = ports.Select((p, i) => $"node{i + 1}=127.0.0.1:{p.Raft}=http://127.0.0.1:{p.Http}").ToList();
-        string[] shared = ["--dev-issuer-key", DevIssuerKey, "--pseudonym-key", Path.Combine(root, "pseudonym.key"), .. extraArguments];
-        nodes = ports.Select((p, i) => new NodeProcess($"node{i + 1}", new Uri($"http://127.0.0.1:{p.Http}"), Path.Combine(root, $"node{i + 1}"), members, shared)).ToList();
+        members = ports.Select((p, i) => $"node{i + 1}=127.0.0.1:{p.Raft}={Scheme}://127.0.0.1:{p.Http}").ToList();
+        shared = ["--dev-issuer-key", DevIssuerKey, "--pseudonym-key", Path.Combine(root, "pseudonym.key"), .. extraArguments];
+        nodes = ports.Select((p, i) => CreateNode($"node{i + 1}", p.Http, members, [])).ToList();
         foreach (var node in nodes)
             node.Start();
     }
 
+    /// <summary>A cluster whose members speak mutual TLS with certificates from a consortium CA made for it.</summary>
+    public static LedgerCluster WithTls(int size = 3) => new(size, tls: true, []);
+
+    /// <summary>Whether the members speak mutual TLS.</summary>
+    public bool Tls { get; }
+
+    /// <summary>The folder of the cluster's consortium CA (certificate and key).</summary>
+    public string AuthorityFolder => Path.Combine(root, "ca");
+
+    /// <summary>The certificate and key files of a node of this cluster (TLS clusters).</summary>
+    public (string Certificate, string Key) CertificateOf(string nodeId)
+    {
+        var folder = Path.Combine(root, "certs");
+        var certificate = Path.Combine(folder, $"{nodeId}.pem");
+        return File.Exists(certificate)
+            ? (certificate, Path.Combine(folder, $"{nodeId}.key"))
+            : Health.Ledger.Security.ConsortiumCertificates.IssueNode(AuthorityFolder, folder, nodeId, nodeId, [System.Net.IPAddress.Loopback], ["localhost"]);
+    }
+
+    private string Scheme => Tls ? "https" : "http";
+
+    private NodeProcess CreateNode(string nodeId, int httpPort, IEnumerable<string> memberList, string[] extra)
+    {
+        string[] tlsArguments = [];
+        if (Tls)
+        {
+            var (certificate, key) = CertificateOf(nodeId);
+            tlsArguments = ["--tls-cert", certificate, "--tls-key", key, "--tls-ca", Path.Combine(AuthorityFolder, Health.Ledger.Security.ConsortiumCertificates.AuthorityFile)];
+        }
+
+        return new NodeProcess(nodeId, new Uri($"{Scheme}://127.0.0.1:{httpPort}"), Path.Combine(root, nodeId), memberList, [.. shared, .. tlsArguments, .. extra]);
+    }
+
+    private bool TrustsServer(System.Security.Cryptography.X509Certificates.X509Certificate? certificate)
+    {
+        if (certificate is null)
+            return false;
+        using var authority = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(
+            Path.Combine(AuthorityFolder, Health.Ledger.Security.ConsortiumCertificates.AuthorityFile));
+        using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();
+        chain.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(authority);
+        chain.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
+        return chain.Build(new System.Security.Cryptography.X509Certificates.X509Certificate2(certificate));
+    }
+
     public IReadOnlyList<NodeProcess> Nodes => nodes;
+
+    /// <summary>The founding members, id=ip:raftPort=url.</summary>
+    public IReadOnlyList<string> Members => members;
 
     /// <summary>The dev token issuer's key every node of this cluster trusts.</summary>
     public string DevIssuerKey => Path.Combine(root, "dev-issuer.pem");
@@ -39,14 +105,42 @@ public sealed class LedgerCluster : IDisposable
     public (NodeProcess Node, string Member) StartJoiningNode(string nodeId)
     {
         var (http, raft) = (NodeProcess.FreePort(), NodeProcess.FreePort());
-        var member = $"{nodeId}=127.0.0.1:{raft}=http://127.0.0.1:{http}";
-        var node = new NodeProcess(nodeId, new Uri($"http://127.0.0.1:{http}"), Path.Combine(root, nodeId), [.. members, member], ["--join"]);
+        var member = $"{nodeId}=127.0.0.1:{raft}={Scheme}://127.0.0.1:{http}";
+        var node = CreateNode(nodeId, http, [.. members, member], ["--join"]);
         nodes.Add(node);
         node.Start();
         return (node, member);
     }
 
     public HttpClient Client { get; } = new() { Timeout = TimeSpan.FromSeconds(40) };
+
+    /// <summary>
+    /// Admits a node through governance: proposed by node1's operator, approved by the operators
+    /// of the first <paramref name="approvals"/> running members. Returns the proposal index.
+    /// </summary>
+    public async Task<long> ProposeAndApproveAsync(string action, string nodeId, string fingerprint, int approvals, CancellationToken token)
+    {
+        var proposer = Nodes[0];
+        using var proposal = new HttpRequestMessage(HttpMethod.Post, new Uri(proposer.HttpUrl, "/ledger/governance/proposals"))
+        {
+            Content = JsonContent.Create(new { action, nodeId, organization = nodeId, certificateSha256 = fingerprint }),
+        };
+        proposal.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", await MintTokenAsync("--role", "operator", "--org", proposer.NodeId));
+        using var proposed = await Client.SendAsync(proposal, token);
+        if (proposed.StatusCode != System.Net.HttpStatusCode.Created)
+            throw new InvalidOperationException($"proposal: {(int)proposed.StatusCode} {await proposed.Content.ReadAsStringAsync(token)}");
+        var index = (await proposed.Content.ReadFromJsonAsync<JsonElement>(token)).GetProperty("index").GetInt64();
+        foreach (var voter in Nodes.Where(n => n.IsRunning).Take(approvals))
+        {
+            using var vote = new HttpRequestMessage(HttpMethod.Post, new Uri(voter.HttpUrl, $"/ledger/governance/proposals/{index}/votes"));
+            vote.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", await MintTokenAsync("--role", "operator", "--org", voter.NodeId));
+            using var voted = await Client.SendAsync(vote, token);
+            if (voted.StatusCode != System.Net.HttpStatusCode.OK)
+                throw new InvalidOperationException($"vote at {voter.NodeId}: {(int)voted.StatusCode} {await voted.Content.ReadAsStringAsync(token)}");
+        }
+
+        return index;
+    }
 
     public async Task<LedgerStatus?> TryStatusAsync(NodeProcess node, CancellationToken token)
     {
@@ -94,11 +188,11 @@ public sealed class LedgerCluster : IDisposable
             : null;
     }, token);
 
-    /// <summary>Appends a NodeRemoved entry naming <paramref name="id"/> and returns its index; fails the test on any other answer than 201.</summary>
+    /// <summary>Appends an OperatorNote entry saying <paramref name="id"/> and returns its index; fails the test on any other answer than 201.</summary>
     public async Task<long> AppendAsync(NodeProcess node, string id, CancellationToken token)
     {
         using var response = await Client.PostAsJsonAsync(new Uri(node.HttpUrl, "/ledger/entries"),
-            new { kind = "NodeRemoved", fields = new Dictionary<string, string> { ["nodeId"] = id } }, token);
+            new { kind = "OperatorNote", fields = new Dictionary<string, string> { ["note"] = id } }, token);
         Assert.Equal(System.Net.HttpStatusCode.Created, response.StatusCode);
         return (await response.Content.ReadFromJsonAsync<JsonElement>(token)).GetProperty("index").GetInt64();
     }

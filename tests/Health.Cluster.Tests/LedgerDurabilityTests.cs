@@ -36,7 +36,7 @@ public sealed class LedgerDurabilityTests
                     try
                     {
                         using var response = await cluster.Client.PostAsJsonAsync(new Uri(node.HttpUrl, "/ledger/entries"),
-                            new { kind = "NodeRemoved", fields = new Dictionary<string, string> { ["nodeId"] = id } }, token);
+                            new { kind = "OperatorNote", fields = new Dictionary<string, string> { ["note"] = id } }, token);
                         if (response.StatusCode == HttpStatusCode.Created)
                         {
                             var body = await response.Content.ReadFromJsonAsync<JsonElement>(token);
@@ -89,8 +89,8 @@ public sealed class LedgerDurabilityTests
 
         var entries = perNode[0];
         var occurrences = entries
-            .Where(e => e.GetProperty("kind").GetString() == "NodeRemoved")
-            .GroupBy(e => e.GetProperty("fields").GetProperty("nodeId").GetString()!)
+            .Where(e => e.GetProperty("kind").GetString() == "OperatorNote")
+            .GroupBy(e => e.GetProperty("fields").GetProperty("note").GetString()!)
             .ToDictionary(g => g.Key, g => g.Select(e => e.GetProperty("index").GetInt64()).ToList());
         foreach (var (id, index) in acknowledged)
         {

@@ -16,6 +16,8 @@ public sealed class LedgerMembershipTests
             var leader = await cluster.WaitForLeaderAsync(token);
             await cluster.AppendAsync(leader, "before-join", token);
 
+            // Admission first: a majority of the members' operators approve node4.
+            await cluster.ProposeAndApproveAsync("admit", "node4", new string('0', 64), approvals: 2, token);
             var (joining, member) = cluster.StartJoiningNode("node4");
             await cluster.WaitForHealthAsync(joining, token);
             var parts = member.Split('=', 3);

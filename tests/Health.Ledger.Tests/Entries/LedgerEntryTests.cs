@@ -70,10 +70,10 @@ public sealed class LedgerEntryTests
     public void Registry_rejects_unknown_kinds_and_fields()
     {
         var registry = new EntryKindRegistry();
-        Assert.Null(registry.ValidateClientCommand(new LedgerCommand("NodeRemoved", new Dictionary<string, string> { ["nodeId"] = "n4" })));
+        Assert.Null(registry.ValidateClientCommand(new LedgerCommand("OperatorNote", new Dictionary<string, string> { ["note"] = "n4" })));
         Assert.Contains("Unknown entry kind", registry.ValidateClientCommand(new LedgerCommand("Nope", new Dictionary<string, string>())));
-        Assert.Contains("not defined", registry.ValidateClientCommand(new LedgerCommand("NodeRemoved", new Dictionary<string, string> { ["nodeId"] = "n4", ["x"] = "y" })));
-        Assert.Contains("required", registry.ValidateClientCommand(new LedgerCommand("NodeRemoved", new Dictionary<string, string>())));
+        Assert.Contains("not defined", registry.ValidateClientCommand(new LedgerCommand("OperatorNote", new Dictionary<string, string> { ["note"] = "n4", ["x"] = "y" })));
+        Assert.Contains("required", registry.ValidateClientCommand(new LedgerCommand("OperatorNote", new Dictionary<string, string>())));
         Assert.Contains("written by the ledger", registry.ValidateClientCommand(new LedgerCommand("Checkpoint", new Dictionary<string, string>())));
     }
 }
