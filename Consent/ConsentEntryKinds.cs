@@ -22,9 +22,11 @@ public static class ConsentEntryKinds
     /// <summary>
     /// A clinician asked to read a patient's records. The decision is not part of the entry: every
     /// node computes it when applying the entry. A break-glass reason is sealed, never plain text.
+    /// <c>gateway</c> names the member that asks another custodian on the requester's behalf: only
+    /// that member may use the permit there.
     /// </summary>
     public static readonly EntryKind AccessRequested = EntryKind.Create(
-        "AccessRequested", ["requester", "organization", "custodian", "patientKey", "scope", "purpose", "interaction"], ["breakGlassReason"], clientAppendable: false);
+        "AccessRequested", ["requester", "organization", "custodian", "patientKey", "scope", "purpose", "interaction"], ["breakGlassReason", "gateway"], clientAppendable: false);
 
     /// <summary>Registers every kind above.</summary>
     public static void RegisterIn(EntryKindRegistry registry)

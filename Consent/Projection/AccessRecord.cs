@@ -14,5 +14,6 @@ namespace Health.Consent.Projection;
 /// <param name="Interaction">read, vread, search or everything.</param>
 /// <param name="SealedBreakGlassReason">The sealed emergency reason, or null.</param>
 /// <param name="Decision">The decision.</param>
+/// <param name="Gateway">The member that asked another custodian on the requester's behalf, or null for a request at the custodian itself.</param>
 public sealed record AccessRecord(long Index, long Time, string Requester, string Organization, string Custodian, string PatientKey, string Scope,
-    string Purpose, string Interaction, string? SealedBreakGlassReason, ConsentDecision Decision);
+    string Purpose, string Interaction, string? SealedBreakGlassReason, ConsentDecision Decision, string? Gateway = null);

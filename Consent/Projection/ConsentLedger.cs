@@ -43,10 +43,10 @@ public sealed class ConsentLedger(LedgerStore store)
     private static List<AccessRecord> Accesses(SqliteConnection connection, string where, object parameters)
         => connection.Query<AccessRow>($"""
             SELECT idx AS "Index", ts AS Time, requester, organization, custodian, patient_key AS PatientKey, scope, purpose, interaction, break_glass_reason AS BreakGlassReason,
-                permitted, break_glass AS BreakGlass, reason, consent_id AS ConsentId, withheld FROM access_log {where}
+                permitted, break_glass AS BreakGlass, reason, consent_id AS ConsentId, withheld, gateway FROM access_log {where}
             """, parameters)
             .Select(r => new AccessRecord(r.Index, r.Time, r.Requester, r.Organization, r.Custodian, r.PatientKey, r.Scope, r.Purpose, r.Interaction, r.BreakGlassReason,
-                new ConsentDecision(r.Permitted, r.Reason, r.ConsentId, r.BreakGlass, r.Withheld.Split(' ', StringSplitOptions.RemoveEmptyEntries))))
+                new ConsentDecision(r.Permitted, r.Reason, r.ConsentId, r.BreakGlass, r.Withheld.Split(' ', StringSplitOptions.RemoveEmptyEntries)), r.Gateway))
             .ToList();
 
     // Dapper fills properties, converting SQLite's integers to bool.
@@ -67,5 +67,6 @@ public sealed class ConsentLedger(LedgerStore store)
         public string Reason { get; init; } = "";
         public string? ConsentId { get; init; }
         public string Withheld { get; init; } = "";
+        public string? Gateway { get; init; }
     }
 }

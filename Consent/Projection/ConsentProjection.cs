@@ -23,7 +23,8 @@ public sealed class ConsentProjection : ILedgerProjection
             last_idx INTEGER NOT NULL, PRIMARY KEY(patient_key, custodian)) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS access_log(idx INTEGER PRIMARY KEY, ts INTEGER NOT NULL, patient_key TEXT NOT NULL, requester TEXT NOT NULL,
             organization TEXT NOT NULL, custodian TEXT NOT NULL, scope TEXT NOT NULL, purpose TEXT NOT NULL, interaction TEXT NOT NULL,
-            break_glass_reason TEXT, permitted INTEGER NOT NULL, break_glass INTEGER NOT NULL, reason TEXT NOT NULL, consent_id TEXT, withheld TEXT NOT NULL);
+            break_glass_reason TEXT, permitted INTEGER NOT NULL, break_glass INTEGER NOT NULL, reason TEXT NOT NULL, consent_id TEXT, withheld TEXT NOT NULL,
+            gateway TEXT);
         CREATE INDEX IF NOT EXISTS access_log_patient ON access_log(patient_key, idx);
         """);
 
@@ -71,15 +72,15 @@ public sealed class ConsentProjection : ILedgerProjection
         var decision = ConsentPolicy.Decide(GrantsInForce(connection, transaction, request.PatientKey), request);
         connection.Execute("""
             INSERT INTO access_log(idx, ts, patient_key, requester, organization, custodian, scope, purpose, interaction, break_glass_reason,
-                permitted, break_glass, reason, consent_id, withheld)
+                permitted, break_glass, reason, consent_id, withheld, gateway)
             VALUES (@Index, @Timestamp, @PatientKey, @Requester, @Organization, @Custodian, @Scope, @Purpose, @interaction, @breakGlassReason,
-                @Permitted, @BreakGlass, @Reason, @ConsentId, @withheld)
+                @Permitted, @BreakGlass, @Reason, @ConsentId, @withheld, @gateway)
             """,
             new
             {
                 entry.Index, entry.Timestamp, request.PatientKey, request.Requester, request.Organization, request.Custodian, request.Scope,
                 request.Purpose, interaction = fields["interaction"], breakGlassReason, decision.Permitted, decision.BreakGlass, decision.Reason,
-                decision.ConsentId, withheld = string.Join(' ', decision.WithheldLabels),
+                decision.ConsentId, withheld = string.Join(' ', decision.WithheldLabels), gateway = fields.GetValueOrDefault("gateway"),
             },
             transaction);
     }

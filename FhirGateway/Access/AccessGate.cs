@@ -63,6 +63,8 @@ public sealed class AccessGate(LedgerNode ledger, ConsentLedger consents, Record
     }
 
     /// <summary>The filter for a single patient's records under a permit.</summary>
+    /// <param name="owner">The patient's local id.</param>
+    /// <param name="decision">The permit.</param>
     public OwnerFilter FilterFor(string owner, ConsentDecision decision)
         => new([owner], decision.WithheldLabels.Count > 0 ? [owner] : [], decision.WithheldLabels.Select(WithheldToken).ToList());
 
@@ -72,15 +74,27 @@ public sealed class AccessGate(LedgerNode ledger, ConsentLedger consents, Record
 
     private byte[] WithheldToken(string label) => indexer.QueryToken(SecurityLabel, label)!;
 
-    private async Task<AccessRecord> RequestAsync(AccessContext who, string owner, string scope, string interaction, CancellationToken token)
+    /// <summary>
+    /// Records a request for another custodian's records, made by this node on the requester's
+    /// behalf (this node is the permit's <c>gateway</c>); returns the applied decision, permit or not.
+    /// </summary>
+    public Task<AccessRecord> RequestAtCustodianAsync(AccessContext who, string patientKey, string custodian, string scope, string interaction, CancellationToken token)
+        => AppendRequestAsync(who, patientKey, custodian, scope, interaction, gateway: ledger.NodeId, token);
+
+    private Task<AccessRecord> RequestAsync(AccessContext who, string owner, string scope, string interaction, CancellationToken token)
     {
         var patientKey = store.PatientKeyOf(owner)
             ?? throw RequestFailure.Forbidden("The patient of these records is not registered here, so no access can be recorded for them.");
+        return AppendRequestAsync(who, patientKey, ledger.NodeId, scope, interaction, gateway: null, token);
+    }
+
+    private async Task<AccessRecord> AppendRequestAsync(AccessContext who, string patientKey, string custodian, string scope, string interaction, string? gateway, CancellationToken token)
+    {
         var fields = new Dictionary<string, string>
         {
             ["requester"] = who.Requester,
             ["organization"] = who.Organization,
-            ["custodian"] = ledger.NodeId,
+            ["custodian"] = custodian,
             ["patientKey"] = patientKey,
             ["scope"] = scope,
             ["purpose"] = who.Purpose,
@@ -88,11 +102,14 @@ public sealed class AccessGate(LedgerNode ledger, ConsentLedger consents, Record
         };
         if (who.BreakGlassReason is { } reason)
             fields["breakGlassReason"] = reasons.Seal(reason, patientKey);
+        if (gateway is not null)
+            fields["gateway"] = gateway;
         var appended = await ledger.AppendAsync(new LedgerCommand(ConsentEntryKinds.AccessRequested.Name, fields), token).ConfigureAwait(false);
         return consents.Access(appended.Index) ?? throw new InvalidOperationException($"Ledger entry {appended.Index} was applied but holds no access decision.");
     }
 
-    private static RequestFailure Denied(AccessRecord record) => new(StatusCodes.Status403Forbidden, OperationOutcome.IssueType.Forbidden,
+    /// <summary>The 403 for a denied access request.</summary>
+    public static RequestFailure Denied(AccessRecord record) => new(StatusCodes.Status403Forbidden, OperationOutcome.IssueType.Forbidden,
         $"Access denied by the ledger at index {record.Index.ToString(CultureInfo.InvariantCulture)}: {record.Decision.Reason}")
     {
         LedgerIndex = record.Index,

@@ -4,6 +4,7 @@ using Health.Consent.Policy;
 using Health.FhirGateway.Access;
 using Health.FhirGateway.Auth;
 using Health.FhirGateway.Errors;
+using Health.FhirGateway.Federation;
 using Health.FhirGateway.Records;
 using Health.Ledger.Entries;
 using Health.Ledger.Replication;
@@ -35,6 +36,7 @@ public static partial class FhirEndpoints
         fhir.MapGet("/{type}/{id}/_history/{version}", VersionReadAsync);
         fhir.MapPost("/Patient/{id}/$crypto-shred", ShredAsync);
         fhir.MapGet("/Patient/{id}/$everything", EverythingAsync);
+        fhir.MapGet("/Patient/$everything", EverythingByIdentifierAsync);
         MapWrites(fhir);
         return app;
     }
@@ -167,13 +169,19 @@ public static partial class FhirEndpoints
         await WriteAsync(context, bundle).ConfigureAwait(false);
     }
 
-    private static async Task EverythingAsync(HttpContext context, RecordStore store, SearchIndexer indexer, AccessGate gate, string id)
+    private static async Task EverythingAsync(HttpContext context, RecordStore store, SearchIndexer indexer, AccessGate gate, FederatedRecords federation, string id)
     {
         var access = SmartAccess.From(context.User);
         access.RequireScope("Patient", 'r');
         access.RequireCompartment(id);
         if (store.Current("Patient", id) is not { Deleted: false })
             throw RequestFailure.NotFound($"Patient/{id} is not known.");
+        if (AccessGate.Applies(access) && federation.Enabled && store.PatientKeyOf(id) is { } patientKey)
+        {
+            await WriteFederatedAsync(context, federation, access, patientKey, indexer).ConfigureAwait(false);
+            return;
+        }
+
         var owners = AccessGate.Applies(access)
             ? gate.FilterFor(id, await gate.AuthorizeAsync(context, access, id, AccessRequest.AllTypes, "everything").ConfigureAwait(false))
             : OwnerFilter.Only(id);
@@ -187,6 +195,30 @@ public static partial class FhirEndpoints
         {
             throw new RequestFailure(StatusCodes.Status410Gone, OperationOutcome.IssueType.Deleted, e.Message);
         }
+    }
+
+    // A patient named by a consortium identifier (the one pseudonyms are made from), whichever
+    // members hold them: every custodian's records, gathered through the ledger.
+    private static async Task EverythingByIdentifierAsync(HttpContext context, PatientPseudonyms pseudonyms, SearchIndexer indexer, FederatedRecords federation)
+    {
+        var access = SmartAccess.From(context.User);
+        access.RequireScope("Patient", 'r');
+        if (!AccessGate.Applies(access))
+            throw RequestFailure.Forbidden("Patients use Patient/{id}/$everything with their own id.");
+        if (!federation.Enabled)
+            throw new RequestFailure(StatusCodes.Status501NotImplemented, OperationOutcome.IssueType.NotSupported, "This node runs without mutual TLS, so it cannot gather records from other members.");
+        var identifier = context.Request.Query["identifier"].FirstOrDefault();
+        var bar = identifier?.IndexOf('|', StringComparison.Ordinal) ?? -1;
+        if (identifier is null || bar <= 0 || bar == identifier.Length - 1 || identifier[..bar] != PatientPseudonyms.SsnSystem)
+            throw RequestFailure.Invalid($"Name the patient with identifier={PatientPseudonyms.SsnSystem}|value.");
+        await WriteFederatedAsync(context, federation, access, pseudonyms.KeyOf(identifier[..bar], identifier[(bar + 1)..]), indexer).ConfigureAwait(false);
+    }
+
+    private static async Task WriteFederatedAsync(HttpContext context, FederatedRecords federation, SmartAccess access, string patientKey, SearchIndexer indexer)
+    {
+        var query = SearchQuery.Parse("Patient", new QueryCollection(context.Request.Query.Where(q => q.Key is not ("identifier" or "_offset")).ToDictionary()), indexer, strict: false);
+        var offset = int.TryParse(context.Request.Query["_offset"].FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) ? parsed : 0;
+        await WriteAsync(context, await federation.EverythingAsync(context, access, patientKey, query.Count, offset).ConfigureAwait(false)).ConfigureAwait(false);
     }
 
     private static Bundle SearchBundle(HttpContext context, string path, SearchQuery query, IReadOnlyList<StoredResource> page, long total, long? next)

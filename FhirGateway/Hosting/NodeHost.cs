@@ -3,6 +3,7 @@ using Health.Consent.Projection;
 using Health.FhirGateway.Access;
 using Health.FhirGateway.Auth;
 using Health.FhirGateway.Errors;
+using Health.FhirGateway.Federation;
 using Health.FhirGateway.Fhir;
 using Health.FhirGateway.Records;
 using Health.FhirGateway.LedgerApi;
@@ -42,6 +43,8 @@ public static class NodeHost
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Logging.AddFilter("DotNext", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("System.Net.Http", LogLevel.Warning);
+        builder.Logging.AddFilter("Polly", LogLevel.Warning);
         logging?.Invoke(builder.Logging);
 
         var kinds = new EntryKindRegistry();
@@ -62,6 +65,16 @@ public static class NodeHost
         builder.Services.AddSingleton(sp => new ConsentLedger(sp.GetRequiredService<LedgerNode>().Store));
         builder.Services.AddSingleton<AccessGate>();
         builder.Services.AddSingleton<ConsentRecorder>();
+        builder.Services.AddSingleton<FederatedRecords>();
+        builder.Services.AddHttpClient(FederatedRecords.ClientName)
+            .ConfigurePrimaryHttpMessageHandler(sp => sp.GetRequiredService<LedgerNode>().CreatePeerHandler())
+            .AddStandardResilienceHandler(options =>
+            {
+                options.AttemptTimeout.Timeout = TimeSpan.FromSeconds(3);
+                options.TotalRequestTimeout.Timeout = TimeSpan.FromSeconds(8);
+                options.Retry.MaxRetryAttempts = 2;
+                options.Retry.Delay = TimeSpan.FromMilliseconds(100);
+            });
 
         var app = builder.Build();
         var loggerFactory = app.Services.GetRequiredService<ILoggerFactory>();
@@ -83,6 +96,7 @@ public static class NodeHost
         app.MapFhirApi();
         app.MapAccessApi();
         app.MapGovernanceApi();
+        app.MapCustodianApi();
         app.MapPortal();
         await app.StartAsync(token).ConfigureAwait(false);
         return app;

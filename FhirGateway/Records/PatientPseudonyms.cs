@@ -17,8 +17,11 @@ public sealed class PatientPseudonyms(byte[] pseudonymKey, string identifierSyst
     /// <summary>The patient key of a Patient whose id is set.</summary>
     public string KeyOf(Patient patient)
         => patient.Identifier.FirstOrDefault(i => i.System == identifierSystem && !string.IsNullOrEmpty(i.Value)) is { } identifier
-            ? Hash(identifierSystem + "|" + identifier.Value)
+            ? KeyOf(identifierSystem, identifier.Value!)
             : Hash("urn:health-ledger:patient-id|" + patient.Id);
+
+    /// <summary>The patient key of the patient with this identifier (the same at every member).</summary>
+    public string KeyOf(string system, string value) => Hash(system + "|" + value);
 
     private string Hash(string text) => Convert.ToHexStringLower(HMACSHA256.HashData(pseudonymKey, Encoding.UTF8.GetBytes(text)));
 }

@@ -52,6 +52,9 @@ public sealed partial class LedgerNode : IAsyncDisposable
     /// <summary>This node's id.</summary>
     public string NodeId => options.NodeId;
 
+    /// <summary>This node's member record (addresses).</summary>
+    public LedgerMember Self => options.Self;
+
     /// <summary>The applied ledger, for queries.</summary>
     public LedgerStore Store { get; }
 
@@ -173,6 +176,37 @@ public sealed partial class LedgerNode : IAsyncDisposable
             RemoteCertificateValidationCallback = identity.PeerValidator(admission.IsAdmitted),
         },
     };
+
+    /// <summary>Waits until the entry at ledger index <paramref name="index"/> is applied on this node.</summary>
+    /// <returns>Whether it was applied within <paramref name="timeout"/>.</returns>
+    public async Task<bool> WaitForEntryAsync(long index, TimeSpan timeout, CancellationToken token)
+    {
+        if (Tree.Size >= index)
+            return true;
+        var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnApplied(long size)
+        {
+            if (size >= index)
+                reached.TrySetResult();
+        }
+
+        stateMachine.Applied += OnApplied;
+        try
+        {
+            if (Tree.Size >= index)
+                return true;
+            await reached.Task.WaitAsync(timeout, token).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+        finally
+        {
+            stateMachine.Applied -= OnApplied;
+        }
+    }
 
     /// <summary>Waits until some member is known as leader.</summary>
     public async Task WaitForLeaderAsync(TimeSpan timeout, CancellationToken token)

@@ -1,0 +1,103 @@
+using System.Globalization;
+using Health.Consent.Policy;
+using Health.Consent.Projection;
+using Health.FhirGateway.Access;
+using Health.FhirGateway.Auth;
+using Health.FhirGateway.Errors;
+using Health.FhirGateway.Fhir;
+using Health.FhirGateway.Records;
+using Health.Ledger.Replication;
+using Hl7.Fhir.Model;
+using Task = System.Threading.Tasks.Task;
+
+namespace Health.FhirGateway.Federation;
+
+/// <summary>
+/// A patient's records from every custodian the ledger names: one access request per custodian
+/// (this node is the gateway of each permit), then each permitted custodian is asked over mutual
+/// TLS with its permit's ledger index, and the answers are merged into one searchset. A custodian
+/// that is down, slow or refuses leaves an outcome entry in the Bundle, never a silent gap.
+/// </summary>
+public sealed partial class FederatedRecords(LedgerNode node, ConsentLedger consents, AccessGate gate, RecordStore store, IHttpClientFactory clients, ILogger<FederatedRecords> logger)
+{
+    /// <summary>The name of the resilient HTTP client that calls custodians.</summary>
+    public const string ClientName = "custodians";
+
+    /// <summary>Whether records can be gathered from other members (they are only released over mutual TLS).</summary>
+    public bool Enabled => node.Identity is not null;
+
+    /// <summary>Every custodian's records about a patient, paged with <paramref name="offset"/> and <paramref name="count"/>.</summary>
+    /// <exception cref="RequestFailure">404 when no custodian is known; 403 when every custodian's request is denied.</exception>
+    public async Task<Bundle> EverythingAsync(HttpContext context, SmartAccess access, string patientKey, int count, int offset)
+    {
+        var who = AccessContext.From(context, access);
+        var custodians = consents.CustodiansOf(patientKey);
+        if (custodians.Count == 0)
+            throw RequestFailure.NotFound("No custodian in the consortium holds records about this patient.");
+        var token = context.RequestAborted;
+        var requests = await Task.WhenAll(custodians.Select(c => gate.RequestAtCustodianAsync(who, patientKey, c, AccessRequest.AllTypes, "everything", token))).ConfigureAwait(false);
+        context.Response.Headers[AccessHeaders.LedgerIndex] = string.Join(',', requests.Select(r => r.Index.ToString(CultureInfo.InvariantCulture)));
+        if (requests.All(r => !r.Decision.Permitted))
+            throw AccessGate.Denied(requests[0]);
+
+        var parts = await Task.WhenAll(requests.Select(r => r.Decision.Permitted
+            ? FetchAsync(r, patientKey, token)
+            : Task.FromResult<IReadOnlyList<Bundle.EntryComponent>>(
+                [CustodianEndpoints.Outcome(OperationOutcome.IssueType.Forbidden, $"Records at {r.Custodian} were not released: {r.Decision.Reason} (ledger index {r.Index}).", OperationOutcome.IssueSeverity.Warning)]))).ConfigureAwait(false);
+        var matches = parts.SelectMany(p => p).Where(e => e.Search?.Mode == Bundle.SearchEntryMode.Match).ToList();
+        var outcomes = parts.SelectMany(p => p).Where(e => e.Search?.Mode != Bundle.SearchEntryMode.Match);
+        var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Total = matches.Count };
+        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = $"{context.Request.Scheme}://{context.Request.Host}{context.Request.Path}{context.Request.QueryString}" });
+        bundle.Entry.AddRange(matches.Skip(offset).Take(count));
+        bundle.Entry.AddRange(outcomes);
+        if (offset + count < matches.Count)
+            bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = NextLink(context, offset + count, count) });
+        return bundle;
+    }
+
+    private async Task<IReadOnlyList<Bundle.EntryComponent>> FetchAsync(AccessRecord permit, string patientKey, CancellationToken token)
+    {
+        if (permit.Custodian == node.NodeId)
+        {
+            var owner = store.OwnerOfPatientKey(patientKey);
+            return owner is null ? [] : CustodianEndpoints.Records(store, owner, gate.FilterFor(owner, permit.Decision), node.Self.HttpUrl).Entry;
+        }
+
+        var custodian = node.Members.FirstOrDefault(m => m.NodeId == permit.Custodian);
+        if (custodian is null)
+            return [Unavailable(permit.Custodian, "it is not a current member")];
+        var uri = new Uri(custodian.HttpUrl, $"{CustodianEndpoints.EverythingPath}?patientKey={patientKey}&permit={permit.Index.ToString(CultureInfo.InvariantCulture)}");
+        try
+        {
+            using var response = await clients.CreateClient(ClientName).GetAsync(uri, token).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+                return [Unavailable(permit.Custodian, $"it answered {(int)response.StatusCode}")];
+            var stream = await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false);
+            await using (stream.ConfigureAwait(false))
+            {
+                return await FhirJson.ReadAsync(stream, token).ConfigureAwait(false) is Bundle bundle
+                    ? bundle.Entry
+                    : [Unavailable(permit.Custodian, "its answer was not a Bundle")];
+            }
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or TimeoutException or Polly.ExecutionRejectedException or RequestFailure)
+        {
+            LogCustodianUnavailable(logger, permit.Custodian, e.GetType().Name);
+            return [Unavailable(permit.Custodian, "it did not answer in time")];
+        }
+    }
+
+    private static Bundle.EntryComponent Unavailable(string custodian, string why)
+        => CustodianEndpoints.Outcome(OperationOutcome.IssueType.Transient, $"Records at {custodian} are missing from this result: {why}.", OperationOutcome.IssueSeverity.Warning);
+
+    private static string NextLink(HttpContext context, int offset, int count)
+    {
+        var query = context.Request.Query.Where(q => q.Key is not ("_offset" or "_count"))
+            .SelectMany(q => q.Value.Select(v => $"{Uri.EscapeDataString(q.Key)}={Uri.EscapeDataString(v ?? string.Empty)}"))
+            .Append($"_count={count.ToString(CultureInfo.InvariantCulture)}").Append($"_offset={offset.ToString(CultureInfo.InvariantCulture)}");
+        return $"{context.Request.Scheme}://{context.Request.Host}{context.Request.Path}?{string.Join('&', query)}";
+    }
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Custodian {Custodian} did not answer ({Failure}); the result is partial")]
+    private static partial void LogCustodianUnavailable(ILogger logger, string custodian, string failure);
+}
