@@ -39,8 +39,8 @@ public sealed record NodeSettings(string NodeId, Uri HttpUrl, string DataDirecto
     /// Three members on loopback: node1..node3 with HTTP on <paramref name="httpBasePort"/>+i and
     /// Raft on <paramref name="raftBasePort"/>+i.
     /// </summary>
-    public static IReadOnlyList<LedgerMember> LoopbackTrio(int httpBasePort, int raftBasePort) =>
+    public static IReadOnlyList<LedgerMember> LoopbackTrio(int httpBasePort, int raftBasePort, string scheme = "http") =>
         Enumerable.Range(1, 3)
-            .Select(i => LedgerMember.Parse($"node{i}=127.0.0.1:{raftBasePort + i}=http://127.0.0.1:{httpBasePort + i}"))
+            .Select(i => LedgerMember.Parse($"node{i}=127.0.0.1:{raftBasePort + i}={scheme}://127.0.0.1:{httpBasePort + i}"))
             .ToList();
 }

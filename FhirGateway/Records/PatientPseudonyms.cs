@@ -14,6 +14,9 @@ public sealed class PatientPseudonyms(byte[] pseudonymKey, string identifierSyst
     /// <summary>The US Social Security Number identifier system, which the Synthea data carries.</summary>
     public const string SsnSystem = "http://hl7.org/fhir/sid/us-ssn";
 
+    /// <summary>An identifier system whose values are patient keys themselves: a way to name a patient without PHI.</summary>
+    public const string PatientKeySystem = "urn:health-ledger:patient-key";
+
     /// <summary>The patient key of a Patient whose id is set.</summary>
     public string KeyOf(Patient patient)
         => patient.Identifier.FirstOrDefault(i => i.System == identifierSystem && !string.IsNullOrEmpty(i.Value)) is { } identifier
