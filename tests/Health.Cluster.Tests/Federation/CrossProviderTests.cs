@@ -133,6 +133,7 @@ public sealed class CrossProviderTests
             Assert.Equal(HttpStatusCode.OK, await ReplayAsync(cluster, node1, "node2", patientKey, permitAtNode1, cancel));
             Assert.Equal(HttpStatusCode.Forbidden, await ReplayAsync(cluster, node1, "node3", patientKey, permitAtNode1, cancel));
             Assert.Equal(HttpStatusCode.Forbidden, await ReplayAsync(cluster, node3, "node2", patientKey, permitAtNode1, cancel));
+            Assert.Equal(HttpStatusCode.Forbidden, await ReplayAsync(cluster, node1, "node9", patientKey, permitAtNode1, cancel));
 
             // With node3 down the answer is partial and says so.
             node3.Kill();
