@@ -18,8 +18,13 @@ namespace Health.FhirGateway.Federation;
 /// </summary>
 public static class CustodianEndpoints
 {
-    /// <summary>The members-only route of a patient's whole compartment.</summary>
-    public const string EverythingPath = "/internal/records/everything";
+    /// <summary>
+    /// The members-only route of a patient's records: the whole compartment, or with <c>type</c> and
+    /// search parameters (other than the patient, which the permit names) a search of one type.
+    /// </summary>
+    public const string RecordsPath = "/internal/records";
+
+    private static readonly string[] ControlParameters = ["patientKey", "permit", "type", "patient", "subject", "_count", "_offset", "_cursor"];
 
     /// <summary>Most records one answer carries; more are reported as truncated.</summary>
     public const int MaxRecords = 2000;
@@ -33,18 +38,22 @@ public static class CustodianEndpoints
     /// <summary>Maps the route.</summary>
     public static IEndpointRouteBuilder MapCustodianApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet(EverythingPath, EverythingAsync);
+        app.MapGet(RecordsPath, RecordsAsync);
         return app;
     }
 
-    private static async Task EverythingAsync(HttpContext context, LedgerNode node, ConsentLedger consents, RecordStore store, AccessGate gate, string patientKey, long permit)
+    private static async Task RecordsAsync(HttpContext context, LedgerNode node, ConsentLedger consents, RecordStore store, AccessGate gate, SearchIndexer indexer,
+        string patientKey, long permit, string? type)
     {
+        var scope = type ?? AccessRequest.AllTypes;
+        if (type is not null && !Capabilities.StoredTypes.Contains(type))
+            throw RequestFailure.Invalid("Unknown resource type.");
         var caller = CallingMember(context, node);
         if (!await node.WaitForEntryAsync(permit, PermitWait, context.RequestAborted).ConfigureAwait(false))
             throw new RequestFailure(StatusCodes.Status503ServiceUnavailable, OperationOutcome.IssueType.Transient, $"Ledger index {permit} is not applied here yet.");
         var record = consents.Access(permit);
         if (record is null || record.Custodian != node.NodeId || record.PatientKey != patientKey || record.Gateway != caller
-            || record.Scope != AccessRequest.AllTypes || !record.Decision.Permitted)
+            || record.Scope != scope || !record.Decision.Permitted)
             throw RequestFailure.Forbidden($"Ledger index {permit} is not a permit for {caller} to read this patient's records here.");
         if (node.Store.LastTimestamp - record.Time > PermitLifetime.TotalMilliseconds)
             throw RequestFailure.Forbidden($"The permit at ledger index {permit} has expired; ask again.");
@@ -53,7 +62,8 @@ public static class CustodianEndpoints
         Bundle bundle;
         try
         {
-            bundle = Records(store, owner, gate.FilterFor(owner, record.Decision), node.Self.HttpUrl);
+            var query = type is null ? null : SearchQuery.Parse(type, Forwarded(context.Request.Query), indexer, strict: false);
+            bundle = Records(store, owner, gate.FilterFor(owner, record.Decision), node.Self.HttpUrl, type, query);
         }
         catch (ResourceGoneException e)
         {
@@ -64,10 +74,17 @@ public static class CustodianEndpoints
         await FhirEndpoints.WriteAsync(context, bundle).ConfigureAwait(false);
     }
 
-    /// <summary>A patient's current records at this node as a searchset, with an outcome entry when truncated.</summary>
-    public static Bundle Records(RecordStore store, string owner, OwnerFilter filter, Uri nodeUrl)
+    /// <summary>The search parameters a gateway forwards: everything but the patient and paging, which the custodian decides.</summary>
+    public static QueryCollection Forwarded(IQueryCollection query)
+        => new(query.Where(q => !ControlParameters.Contains(q.Key)).ToDictionary());
+
+    /// <summary>
+    /// A patient's current records at this node as a searchset (all of them, or a search of
+    /// <paramref name="type"/>), with an outcome entry when truncated.
+    /// </summary>
+    public static Bundle Records(RecordStore store, string owner, OwnerFilter filter, Uri nodeUrl, string? type = null, SearchQuery? query = null)
     {
-        var (page, total, next) = store.Search(null, [], MaxRecords, 0, filter);
+        var (page, total, next) = store.Search(type, query?.Criteria ?? [], MaxRecords, 0, filter, query?.SortParameter, query?.SortDescending ?? false);
         var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Total = (int)long.Min(total, int.MaxValue) };
         var fhirBase = new Uri(nodeUrl, "/fhir/").ToString();
         foreach (var resource in page)

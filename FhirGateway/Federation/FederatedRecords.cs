@@ -28,20 +28,28 @@ public sealed partial class FederatedRecords(LedgerNode node, ConsentLedger cons
 
     /// <summary>Every custodian's records about a patient, paged with <paramref name="offset"/> and <paramref name="count"/>.</summary>
     /// <exception cref="RequestFailure">404 when no custodian is known; 403 when every custodian's request is denied.</exception>
-    public async Task<Bundle> EverythingAsync(HttpContext context, SmartAccess access, string patientKey, int count, int offset)
+    public Task<Bundle> EverythingAsync(HttpContext context, SmartAccess access, string patientKey, int count, int offset)
+        => GatherAsync(context, access, patientKey, null, null, count, offset);
+
+    /// <summary>A search of one type over a patient's records at every custodian, merged and paged.</summary>
+    /// <exception cref="RequestFailure">404 when no custodian is known; 403 when every custodian's request is denied.</exception>
+    public Task<Bundle> SearchAsync(HttpContext context, SmartAccess access, string patientKey, string type, SearchQuery query, int offset)
+        => GatherAsync(context, access, patientKey, type, query, query.Count, offset);
+
+    private async Task<Bundle> GatherAsync(HttpContext context, SmartAccess access, string patientKey, string? type, SearchQuery? query, int count, int offset)
     {
         var who = AccessContext.From(context, access);
         var custodians = consents.CustodiansOf(patientKey);
         if (custodians.Count == 0)
             throw RequestFailure.NotFound("No custodian in the consortium holds records about this patient.");
         var token = context.RequestAborted;
-        var requests = await Task.WhenAll(custodians.Select(c => gate.RequestAtCustodianAsync(who, patientKey, c, AccessRequest.AllTypes, "everything", token))).ConfigureAwait(false);
+        var requests = await Task.WhenAll(custodians.Select(c => gate.RequestAtCustodianAsync(who, patientKey, c, type ?? AccessRequest.AllTypes, type is null ? "everything" : "search", token))).ConfigureAwait(false);
         context.Response.Headers[AccessHeaders.LedgerIndex] = string.Join(',', requests.Select(r => r.Index.ToString(CultureInfo.InvariantCulture)));
         if (requests.All(r => !r.Decision.Permitted))
             throw AccessGate.Denied(requests[0]);
 
         var parts = await Task.WhenAll(requests.Select(r => r.Decision.Permitted
-            ? FetchAsync(r, patientKey, token)
+            ? FetchAsync(context, r, patientKey, type, query, token)
             : Task.FromResult<IReadOnlyList<Bundle.EntryComponent>>(
                 [CustodianEndpoints.Outcome(OperationOutcome.IssueType.Forbidden, $"Records at {r.Custodian} were not released: {r.Decision.Reason} (ledger index {r.Index}).", OperationOutcome.IssueSeverity.Warning)]))).ConfigureAwait(false);
         var matches = parts.SelectMany(p => p).Where(e => e.Search?.Mode == Bundle.SearchEntryMode.Match).ToList();
@@ -55,18 +63,20 @@ public sealed partial class FederatedRecords(LedgerNode node, ConsentLedger cons
         return bundle;
     }
 
-    private async Task<IReadOnlyList<Bundle.EntryComponent>> FetchAsync(AccessRecord permit, string patientKey, CancellationToken token)
+    private async Task<IReadOnlyList<Bundle.EntryComponent>> FetchAsync(HttpContext context, AccessRecord permit, string patientKey, string? type, SearchQuery? query, CancellationToken token)
     {
         if (permit.Custodian == node.NodeId)
         {
             var owner = store.OwnerOfPatientKey(patientKey);
-            return owner is null ? [] : CustodianEndpoints.Records(store, owner, gate.FilterFor(owner, permit.Decision), node.Self.HttpUrl).Entry;
+            return owner is null ? [] : CustodianEndpoints.Records(store, owner, gate.FilterFor(owner, permit.Decision), node.Self.HttpUrl, type, query).Entry;
         }
 
         var custodian = node.Members.FirstOrDefault(m => m.NodeId == permit.Custodian);
         if (custodian is null)
             return [Unavailable(permit.Custodian, "it is not a current member")];
-        var uri = new Uri(custodian.HttpUrl, $"{CustodianEndpoints.EverythingPath}?patientKey={patientKey}&permit={permit.Index.ToString(CultureInfo.InvariantCulture)}");
+        var forwarded = type is null ? string.Empty : "&type=" + type + string.Concat(CustodianEndpoints.Forwarded(context.Request.Query)
+            .SelectMany(q => q.Value.Select(v => $"&{Uri.EscapeDataString(q.Key)}={Uri.EscapeDataString(v ?? string.Empty)}")));
+        var uri = new Uri(custodian.HttpUrl, $"{CustodianEndpoints.RecordsPath}?patientKey={patientKey}&permit={permit.Index.ToString(CultureInfo.InvariantCulture)}{forwarded}");
         try
         {
             using var response = await clients.CreateClient(ClientName).GetAsync(uri, token).ConfigureAwait(false);

@@ -146,12 +146,21 @@ public static partial class FhirEndpoints
         }
     }
 
-    private static async Task SearchAsync(HttpContext context, RecordStore store, SearchIndexer indexer, AccessGate gate, string type)
+    private static async Task SearchAsync(HttpContext context, RecordStore store, SearchIndexer indexer, AccessGate gate, FederatedRecords federation, string type)
     {
         RequireKnownType(type);
         var access = SmartAccess.From(context.User);
         access.RequireScope(type, 's');
-        var query = SearchQuery.Parse(type, context.Request.Query, indexer, Strict(context));
+        var query = SearchQuery.Parse(type, new QueryCollection(context.Request.Query.Where(q => q.Key != "_offset").ToDictionary()), indexer, Strict(context));
+
+        // A search of one patient's records by someone outside their compartment covers every custodian.
+        if (AccessGate.Applies(access) && federation.Enabled && type != "Patient" && NamedPatient(context) is { } named && store.PatientKeyOf(named) is { } patientKey)
+        {
+            var offset = int.TryParse(context.Request.Query["_offset"].FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) ? parsed : 0;
+            await WriteAsync(context, await federation.SearchAsync(context, access, patientKey, type, query, offset).ConfigureAwait(false)).ConfigureAwait(false);
+            return;
+        }
+
         var owners = access.CompartmentPatient is { } patient
             ? OwnerFilter.Only(patient)
             : await gate.AuthorizeSearchAsync(context, access, store.MatchingOwners(type, query.Criteria, AccessGate.MaxPatientsPerSearch), type, query.NamesPatient).ConfigureAwait(false);
@@ -195,6 +204,16 @@ public static partial class FhirEndpoints
         {
             throw new RequestFailure(StatusCodes.Status410Gone, OperationOutcome.IssueType.Deleted, e.Message);
         }
+    }
+
+    // The one patient a search names with patient= or subject= (Patient/id or id), or null.
+    private static string? NamedPatient(HttpContext context)
+    {
+        var values = context.Request.Query["patient"].Concat(context.Request.Query["subject"]).OfType<string>().ToList();
+        if (values.Count != 1 || values[0].Contains(',', StringComparison.Ordinal))
+            return null;
+        var value = values[0];
+        return value.StartsWith("Patient/", StringComparison.Ordinal) ? value["Patient/".Length..] : value.Contains('/', StringComparison.Ordinal) ? null : value;
     }
 
     // A patient named by a consortium identifier (the one pseudonyms are made from), whichever

@@ -115,6 +115,10 @@ public sealed class CrossProviderTests
             var merged = await AllMatchesAsync(cluster, query, visitor, cancel);
             Assert.Equal(alone.Order(StringComparer.Ordinal), merged.Order(StringComparer.Ordinal));
 
+            // A search naming the patient at a custodian covers the other custodian too, page by page.
+            var observations = await AllMatchesAsync(cluster, new Uri(node1.HttpUrl, $"/fhir/Observation?patient={localIds[node1.NodeId]}&_count=40"), visitor, cancel);
+            Assert.Equal(alone.Where(u => u.Contains("/fhir/Observation/", StringComparison.Ordinal)).Order(StringComparer.Ordinal), observations.Order(StringComparer.Ordinal));
+
             // A permit works only for the member it was issued to, at the custodian it names.
             using var firstPage = new HttpRequestMessage(HttpMethod.Get, query);
             firstPage.Headers.Authorization = new AuthenticationHeaderValue("Bearer", visitor);
@@ -156,7 +160,7 @@ public sealed class CrossProviderTests
         handler.SslOptions.RemoteCertificateValidationCallback = (_, _, _, _) => true;
         handler.SslOptions.ClientCertificates = [certificate];
         using var client = new HttpClient(handler);
-        using var response = await client.GetAsync(new Uri(custodian.HttpUrl, $"/internal/records/everything?patientKey={patientKey}&permit={permit.ToString(CultureInfo.InvariantCulture)}"), cancel);
+        using var response = await client.GetAsync(new Uri(custodian.HttpUrl, $"/internal/records?patientKey={patientKey}&permit={permit.ToString(CultureInfo.InvariantCulture)}"), cancel);
         return response.StatusCode;
     }
 }
