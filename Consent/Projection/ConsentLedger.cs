@@ -33,6 +33,24 @@ public sealed class ConsentLedger(LedgerStore store)
             .ToList();
     }
 
+    /// <summary>
+    /// Every applied entry up to <paramref name="upTo"/> in index order, with its canonical bytes
+    /// and, for access requests, the decision applied; streamed, so memory stays flat.
+    /// </summary>
+    public IEnumerable<(long Index, byte[] Body, ConsentDecision? Decision)> EntriesWithDecisions(long upTo)
+    {
+        using var connection = store.OpenReader();
+        foreach (var row in connection.Query<(long Index, byte[] Body, bool? Permitted, string? Reason, string? ConsentId, bool? BreakGlass, string? Withheld)>("""
+            SELECT e.idx, e.body, a.permitted, a.reason, a.consent_id, a.break_glass, a.withheld
+            FROM entries e LEFT JOIN access_log a ON a.idx = e.idx WHERE e.idx <= @upTo ORDER BY e.idx
+            """, new { upTo }, buffered: false))
+        {
+            yield return (row.Index, row.Body, row.Permitted is { } permitted
+                ? new ConsentDecision(permitted, row.Reason!, row.ConsentId, row.BreakGlass == true, row.Withheld!.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                : null);
+        }
+    }
+
     /// <summary>The custodians the ledger says hold records about a patient.</summary>
     public IReadOnlyList<string> CustodiansOf(string patientKey)
     {

@@ -14,6 +14,7 @@ internal static class NodeCommands
         root.Subcommands.Add(DemoCommand());
         root.Subcommands.Add(TokenCommand());
         root.Subcommands.Add(CertificateCommands.Create());
+        root.Subcommands.Add(AuditCommands.Create());
         return root;
     }
 

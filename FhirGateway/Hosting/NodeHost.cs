@@ -1,6 +1,7 @@
 using Health.Consent;
 using Health.Consent.Projection;
 using Health.FhirGateway.Access;
+using Health.FhirGateway.Audit;
 using Health.FhirGateway.Auth;
 using Health.FhirGateway.Errors;
 using Health.FhirGateway.Federation;
@@ -66,6 +67,8 @@ public static class NodeHost
         builder.Services.AddSingleton<AccessGate>();
         builder.Services.AddSingleton<ConsentRecorder>();
         builder.Services.AddSingleton<FederatedRecords>();
+        builder.Services.AddSingleton<AuditExporter>();
+        builder.Services.AddSingleton(sp => new AuditExports(sp.GetRequiredService<AuditExporter>(), Path.Combine(settings.DataDirectory, "exports"), sp.GetRequiredService<ILogger<AuditExports>>()));
         builder.Services.AddHttpClient(FederatedRecords.ClientName)
             .ConfigurePrimaryHttpMessageHandler(sp => sp.GetRequiredService<LedgerNode>().CreatePeerHandler())
             .AddStandardResilienceHandler(options =>
@@ -97,6 +100,7 @@ public static class NodeHost
         app.MapAccessApi();
         app.MapGovernanceApi();
         app.MapCustodianApi();
+        app.MapAuditApi();
         app.MapPortal();
         await app.StartAsync(token).ConfigureAwait(false);
         return app;

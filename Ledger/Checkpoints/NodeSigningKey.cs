@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 
 namespace Health.Ledger.Checkpoints;
 
@@ -19,6 +20,11 @@ public sealed class NodeSigningKey : IDisposable
 
     /// <summary>Loads the key at <paramref name="path"/>, creating it (owner-readable only) when absent.</summary>
     public static NodeSigningKey LoadOrCreate(string path) => new(Storage.KeyFiles.ReadOrCreateEcdsa(path));
+
+    /// <summary>The key of a node certificate (ECDSA), so verifiers can trust checkpoints through the consortium CA.</summary>
+    /// <exception cref="InvalidOperationException">The certificate has no ECDSA private key.</exception>
+    public static NodeSigningKey FromCertificate(X509Certificate2 certificate)
+        => new(certificate.GetECDsaPrivateKey() ?? throw new InvalidOperationException("Checkpoints are signed with an ECDSA node certificate."));
 
     /// <summary>The public key as PEM, for publishing to verifiers.</summary>
     public string PublicKeyPem() => Key.ExportSubjectPublicKeyInfoPem();

@@ -27,9 +27,15 @@ public static class LedgerEntryKinds
     /// <summary>A voting member left the Raft group; written by the leader after the configuration change.</summary>
     public static readonly EntryKind MemberRemoved = EntryKind.Create("MemberRemoved", ["nodeId"], clientAppendable: false);
 
+    /// <summary>
+    /// The certificate whose key signs a node's checkpoints (PEM), recorded by the node before its
+    /// first checkpoint so that anyone can check checkpoints against the consortium CA offline.
+    /// </summary>
+    public static readonly EntryKind SignerCertificate = EntryKind.Create("SignerCertificate", ["nodeId", "keyId", "certificate"], clientAppendable: false);
+
     /// <summary>An operator's note on the ledger (a maintenance window, a drill); never patient data.</summary>
     public static readonly EntryKind OperatorNote = EntryKind.Create("OperatorNote", ["note"], ["topic"]);
 
     /// <summary>Every kind above.</summary>
-    public static IReadOnlyList<EntryKind> All { get; } = [Checkpoint, NodeAdmitted, NodeRemoved, GovernanceVote, MemberAdded, MemberRemoved, OperatorNote];
+    public static IReadOnlyList<EntryKind> All { get; } = [Checkpoint, SignerCertificate, NodeAdmitted, NodeRemoved, GovernanceVote, MemberAdded, MemberRemoved, OperatorNote];
 }

@@ -41,6 +41,9 @@ public sealed partial class LedgerNode
                     continue;
                 try
                 {
+                    // The signer's certificate goes on the ledger first, so the checkpoint covers it.
+                    if (await RecordSignerCertificateAsync(token).ConfigureAwait(false))
+                        size = Tree.Size;
                     var checkpoint = SignedCheckpoint.Sign(size, Tree.Root(size), NodeId, SigningKey);
                     var result = await AppendAsync(checkpoint.ToCommand(), token).ConfigureAwait(false);
                     lastSigned = options.TimeProvider.GetTimestamp();
@@ -56,6 +59,33 @@ public sealed partial class LedgerNode
         {
         }
     }
+
+    // Before its first checkpoint, a node with a consortium certificate puts that certificate on the
+    // ledger: the certificate's key is the checkpoint key, so an offline verifier trusts checkpoints
+    // through the consortium CA alone.
+    private async Task<bool> RecordSignerCertificateAsync(CancellationToken token)
+    {
+        if (options.Identity is not { } identity || signerRecorded)
+            return false;
+        using (var connection = Store.OpenReader())
+        {
+            signerRecorded = connection.ExecuteScalar<long>(
+                "SELECT COUNT(*) FROM signer_keys WHERE key_id = @KeyId", new { SigningKey.KeyId }) > 0;
+        }
+
+        if (signerRecorded)
+            return false;
+        await AppendAsync(new Entries.LedgerCommand(Entries.LedgerEntryKinds.SignerCertificate.Name, new Dictionary<string, string>
+        {
+            ["nodeId"] = NodeId,
+            ["keyId"] = SigningKey.KeyId,
+            ["certificate"] = identity.Certificate.ExportCertificatePem(),
+        }), token).ConfigureAwait(false);
+        signerRecorded = true;
+        return true;
+    }
+
+    private bool signerRecorded;
 
     private (long TreeSize, long Index) LatestCheckpoint()
     {

@@ -111,7 +111,9 @@ public sealed partial class LedgerNode : IAsyncDisposable
     {
         var root = Directory.CreateDirectory(options.DataDirectory);
         var logger = loggerFactory.CreateLogger<LedgerNode>();
-        var signingKey = NodeSigningKey.LoadOrCreate(Path.Combine(root.FullName, "node-signing-key.pem"));
+        var signingKey = options.Identity is { } signer
+            ? NodeSigningKey.FromCertificate(signer.Certificate)
+            : NodeSigningKey.LoadOrCreate(Path.Combine(root.FullName, "node-signing-key.pem"));
 
         // The founding members are the same on every node: a joining node leaves itself out.
         var founding = options.Members.Select(m => m.NodeId).Where(id => !options.Join || id != options.NodeId).ToHashSet(StringComparer.Ordinal);

@@ -46,6 +46,7 @@ public sealed partial class LedgerStore : IDisposable
             CREATE TABLE IF NOT EXISTS entries(idx INTEGER PRIMARY KEY, kind TEXT NOT NULL, ts INTEGER NOT NULL, leaf BLOB NOT NULL, body BLOB NOT NULL);
             CREATE TABLE IF NOT EXISTS batches(id BLOB PRIMARY KEY, first_idx INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS checkpoints(tree_size INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS signer_keys(key_id TEXT PRIMARY KEY, node_id TEXT NOT NULL, idx INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS members(node_id TEXT PRIMARY KEY, raft TEXT NOT NULL, http TEXT NOT NULL, removed INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS state(id INTEGER PRIMARY KEY CHECK (id = 1), raft_index INTEGER NOT NULL, last_ts INTEGER NOT NULL);
             INSERT OR IGNORE INTO state(id, raft_index, last_ts) VALUES (1, 0, 0);
@@ -115,6 +116,11 @@ public sealed partial class LedgerStore : IDisposable
                 writer.Execute(
                     "INSERT INTO members(node_id, raft, http, removed) VALUES (@nodeId, '', '', 1) ON CONFLICT(node_id) DO UPDATE SET removed = 1",
                     new { nodeId = entry.Fields["nodeId"] }, transaction);
+            }
+            else if (entry.Kind == LedgerEntryKinds.SignerCertificate.Name)
+            {
+                writer.Execute("INSERT OR IGNORE INTO signer_keys(key_id, node_id, idx) VALUES (@keyId, @nodeId, @Index)",
+                    new { keyId = entry.Fields["keyId"], nodeId = entry.Fields["nodeId"], entry.Index }, transaction);
             }
             else if (entry.Kind == LedgerEntryKinds.Checkpoint.Name)
             {

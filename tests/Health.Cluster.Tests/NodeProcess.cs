@@ -88,6 +88,13 @@ public sealed class NodeProcess : IDisposable
     /// <summary>Runs a short health-node verb and returns what it printed; fails on a non-zero exit.</summary>
     public static async Task<string> RunToolAsync(string[] arguments)
     {
+        var (exitCode, output, error) = await RunToolForExitCodeAsync(arguments);
+        return exitCode == 0 ? output.Trim() : throw new InvalidOperationException($"health-node {arguments[0]} exited {exitCode}: {error}");
+    }
+
+    /// <summary>Runs a <c>health-node</c> command to its end, whatever its exit code.</summary>
+    public static async Task<(int ExitCode, string Output, string Error)> RunToolForExitCodeAsync(string[] arguments)
+    {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(NodeExecutable());
         foreach (var argument in arguments)
@@ -97,7 +104,7 @@ public sealed class NodeProcess : IDisposable
         var error = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
         await process.WaitForExitAsync(timeout.Token);
-        return process.ExitCode == 0 ? (await output).Trim() : throw new InvalidOperationException($"health-node {arguments[0]} exited {process.ExitCode}: {await error}");
+        return (process.ExitCode, await output, await error);
     }
 
     private static string NodeExecutable()
