@@ -22,6 +22,27 @@ public sealed class ConsentLedger(LedgerStore store)
         return Accesses(connection, "WHERE patient_key = @patientKey AND idx < @before ORDER BY idx DESC LIMIT @count", new { patientKey, before, count });
     }
 
+    /// <summary>
+    /// Access requests matching every given criterion, oldest first, from ledger index
+    /// <paramref name="after"/> on: the patient key, the requester or organisation (agent), a time
+    /// range, the outcome and the purpose. Returns at most <paramref name="count"/> and the total.
+    /// </summary>
+    public (IReadOnlyList<long> Indices, long Total) SearchAccesses(string? patientKey, string? agent, long? from, long? to, bool? permitted, string? purpose, long after, int count)
+    {
+        var where = "1 = 1"
+            + (patientKey is null ? string.Empty : " AND patient_key = @patientKey")
+            + (agent is null ? string.Empty : " AND (requester = @agent OR organization = @agent)")
+            + (from is null ? string.Empty : " AND ts >= @from")
+            + (to is null ? string.Empty : " AND ts <= @to")
+            + (permitted is null ? string.Empty : " AND permitted = @permitted")
+            + (purpose is null ? string.Empty : " AND purpose = @purpose");
+        var parameters = new { patientKey, agent, from, to, permitted, purpose, after, count };
+        using var connection = store.OpenReader();
+        var total = connection.ExecuteScalar<long>($"SELECT COUNT(*) FROM access_log WHERE {where}", parameters);
+        var indices = connection.Query<long>($"SELECT idx FROM access_log WHERE {where} AND idx > @after ORDER BY idx LIMIT @count", parameters).AsList();
+        return (indices, total);
+    }
+
     /// <summary>Every grant a patient made, newest first.</summary>
     public IReadOnlyList<GrantRecord> GrantsOf(string patientKey)
     {

@@ -96,6 +96,7 @@ public static class NodeHost
         app.UseAuthorization();
         app.MapGet("/healthz", () => TypedResults.Ok(new { status = "up" }));
         app.MapLedgerApi();
+        app.MapAuditEventSearch();
         app.MapFhirApi();
         app.MapAccessApi();
         app.MapGovernanceApi();

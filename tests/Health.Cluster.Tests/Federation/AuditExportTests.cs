@@ -128,6 +128,17 @@ public sealed class AuditExportTests
             Assert.Contains(accesses, e => e.Meta?.Security.Any(s => s.Code == "BTG") == true);
             Assert.Contains(accesses, e => e.Agent[0].Policy.Any(p => p?.StartsWith("Consent/", StringComparison.Ordinal) == true));
             Assert.Contains(events, e => e.Subtype.Any(s => s.Code == "create"));
+            // The same events through the auditor's search, by patient and outcome, paged.
+            var key = accesses[0].Entity[0].What!.Identifier!.Value;
+            var denials = await GetJsonAsync(cluster, new Uri(node.HttpUrl, $"/fhir/AuditEvent?patient=urn:health-ledger:patient-key|{key}&outcome=4"), auditor);
+            Assert.Equal(1, denials.GetProperty("total").GetInt32());
+            var deniedLine = JsonNode.Parse(lines.Single(l => l.Contains("\"outcome\":\"4\"", StringComparison.Ordinal)))!;
+            Assert.Equal(deniedLine["id"]!.GetValue<string>(), denials.GetProperty("entry")[0].GetProperty("resource").GetProperty("id").GetString());
+            var firstPage = await GetJsonAsync(cluster, new Uri(node.HttpUrl, $"/fhir/AuditEvent?patient=urn:health-ledger:patient-key|{key}&_count=2"), auditor);
+            Assert.Equal(5, firstPage.GetProperty("total").GetInt32());
+            Assert.Contains(firstPage.GetProperty("link").EnumerateArray(), l => l.GetProperty("relation").GetString() == "next");
+            Assert.Equal(HttpStatusCode.Forbidden, await ReadAsync(cluster, new Uri(node.HttpUrl, "/fhir/AuditEvent"), own));
+
             Assert.DoesNotContain("waiting room", string.Concat(Directory.GetFiles(folder).Select(File.ReadAllText)), StringComparison.Ordinal);
 
             var eventsFile = Path.Combine(Copy(folder, "event-edited"), "AuditEvent.ndjson");
