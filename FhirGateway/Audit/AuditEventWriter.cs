@@ -38,10 +38,16 @@ public static class AuditEventWriter
     /// <param name="entry">The ledger entry; its kind must be audited.</param>
     /// <param name="leafHash">The entry's Merkle leaf hash.</param>
     /// <param name="decision">For an access request, the decision the ledger applied.</param>
-    public static byte[] Write(LedgerEntry entry, byte[] leafHash, ConsentDecision? decision)
+    public static byte[] Write(LedgerEntry entry, byte[] leafHash, ConsentDecision? decision) => WriteShared(entry, leafHash, decision).ToArray();
+
+    /// <summary>The same, in this thread's buffer: valid until the next call on this thread.</summary>
+    public static ReadOnlySpan<byte> WriteShared(LedgerEntry entry, byte[] leafHash, ConsentDecision? decision)
     {
-        using var buffer = new MemoryStream(1024);
-        using (var json = new Utf8JsonWriter(buffer))
+        // One buffer and writer per thread: writing an event must not cost more than checking it.
+        var buffer = Buffer ??= new System.Buffers.ArrayBufferWriter<byte>(4096);
+        var json = Writer ??= new Utf8JsonWriter(buffer);
+        buffer.ResetWrittenCount();
+        json.Reset(buffer);
         {
             json.WriteStartObject();
             json.WriteString("resourceType", "AuditEvent");
@@ -70,8 +76,15 @@ public static class AuditEventWriter
             json.WriteEndObject();
         }
 
-        return buffer.ToArray();
+        json.Flush();
+        return buffer.WrittenSpan;
     }
+
+    [ThreadStatic]
+    private static System.Buffers.ArrayBufferWriter<byte>? Buffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? Writer;
 
     private static void WriteAccess(Utf8JsonWriter json, LedgerEntry entry, ConsentDecision decision)
     {

@@ -9,17 +9,33 @@ public sealed class AuditReport
     public long Entries { get; set; }
 
     /// <summary>AuditEvents that match their entries.</summary>
-    public long Events { get; set; }
+    public long Events => Interlocked.Read(ref events);
+
+    private long events;
+
+    /// <summary>Counts one event that matched; safe from several threads.</summary>
+    public void CountEvent() => Interlocked.Increment(ref events);
 
     /// <summary>Checkpoints whose signature verified.</summary>
     public int Checkpoints { get; set; }
 
     /// <summary>The failures, in the order found.</summary>
-    public IReadOnlyList<string> Failures => failures;
+    public IReadOnlyList<string> Failures
+    {
+        get
+        {
+            lock (failures)
+                return [.. failures];
+        }
+    }
 
     /// <summary>Whether nothing failed.</summary>
-    public bool Passed => failures.Count == 0;
+    public bool Passed => Failures.Count == 0;
 
-    /// <summary>Records a failure.</summary>
-    public void Fail(string failure) => failures.Add(failure);
+    /// <summary>Records a failure; safe from several threads.</summary>
+    public void Fail(string failure)
+    {
+        lock (failures)
+            failures.Add(failure);
+    }
 }

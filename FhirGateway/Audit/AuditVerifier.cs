@@ -115,21 +115,25 @@ public static class AuditVerifier
     {
         var tree = new MerkleTree();
         var replay = new ConsentReplay();
+        using var proofChecks = new ProofChecker(manifest.TreeSize, coveringRoot, report);
         var previous = LedgerEntry.GenesisHash;
         using var events = new LineReader(folder, AuditExportFiles.AuditEvents);
         using var proofs = new LineReader(folder, AuditExportFiles.Proofs);
-        foreach (var (line, json) in Lines(folder, AuditExportFiles.Entries, report))
+        using var lines = new LineReader(folder, AuditExportFiles.Entries);
+        if (lines.Missing)
+            report.Fail($"{AuditExportFiles.Entries}: missing");
+        while (lines.Next() is { } bytes)
         {
+            var line = lines.Line;
             LedgerEntry entry;
             byte[] body;
             long index;
             try
             {
-                index = json.GetProperty("index").GetInt64();
-                body = Convert.FromBase64String(json.GetProperty("canonical").GetString()!);
+                (index, body) = ReadEntryLine(bytes);
                 entry = LedgerEntry.FromCanonicalBytes(body);
             }
-            catch (Exception e) when (e is FormatException or KeyNotFoundException or InvalidOperationException or ArgumentException)
+            catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException or ArgumentException)
             {
                 report.Fail($"{AuditExportFiles.Entries} line {line}: not a ledger entry ({e.GetType().Name})");
                 continue;
@@ -153,9 +157,10 @@ public static class AuditVerifier
             report.Entries++;
             var decision = replay.Apply(entry);
             if (manifest.Filter.Matches(entry))
-                CheckEvent(entry, leaf, decision, events, proofs, manifest.TreeSize, coveringRoot, report);
+                CheckEvent(entry, leaf, decision, events, proofs, proofChecks, report);
         }
 
+        proofChecks.Complete();
         if (tree.Size != manifest.TreeSize)
             report.Fail($"{AuditExportFiles.Entries}: {tree.Size} entries, but the export claims {manifest.TreeSize}");
         while (events.Next() is { } extra)
@@ -165,9 +170,8 @@ public static class AuditVerifier
 
     // The next event must be this entry's, byte for byte, with a proof that the entry is in the covering checkpoint.
     private static void CheckEvent(LedgerEntry entry, byte[] leaf, Health.Consent.Policy.ConsentDecision? decision, LineReader events, LineReader proofs,
-        long treeSize, byte[]? coveringRoot, AuditReport report)
+        ProofChecker proofChecks, AuditReport report)
     {
-        var expected = AuditEventWriter.Write(entry, leaf, decision);
         var actual = events.Peek();
         if (actual is null || IndexOf(actual) is not { } actualIndex || actualIndex > entry.Index)
         {
@@ -179,29 +183,113 @@ public static class AuditVerifier
         if (actualIndex < entry.Index)
         {
             report.Fail($"{AuditExportFiles.AuditEvents} line {events.Line}: the AuditEvent of ledger index {actualIndex} is out of order");
-            CheckEvent(entry, leaf, decision, events, proofs, treeSize, coveringRoot, report);
+            CheckEvent(entry, leaf, decision, events, proofs, proofChecks, report);
             return;
         }
 
-        if (!actual.AsSpan().SequenceEqual(expected))
+        if (!actual.AsSpan().SequenceEqual(AuditEventWriter.WriteShared(entry, leaf, decision)))
             report.Fail($"{AuditExportFiles.AuditEvents} line {events.Line}: the AuditEvent of ledger index {entry.Index} does not match its ledger entry");
         else
-            report.Events++;
+            report.CountEvent();
+        proofChecks.Add(new ProofCheck(entry.Index, leaf, proofs.Next(), proofs.Line));
+    }
 
-        var proofLine = proofs.Next();
-        try
+    private sealed record ProofCheck(long Index, byte[] Leaf, byte[]? Proof, int ProofLine);
+
+    // Inclusion proofs are independent of one another: they are checked in batches on the thread
+    // pool while the single pass goes on, a few batches at a time so memory stays bounded.
+    private sealed class ProofChecker(long treeSize, byte[]? coveringRoot, AuditReport report) : IDisposable
+    {
+        private const int BatchSize = 4096;
+        private readonly Queue<Task> running = new();
+        private List<ProofCheck> batch = new(BatchSize);
+
+        public void Add(ProofCheck check)
         {
-            using var proof = JsonDocument.Parse(proofLine ?? throw new FormatException("missing"));
-            var root = proof.RootElement;
-            var path = root.GetProperty("path").EnumerateArray().Select(p => Convert.FromHexString(p.GetString()!)).ToList();
-            if (root.GetProperty("index").GetInt64() != entry.Index || root.GetProperty("treeSize").GetInt64() != treeSize || coveringRoot is null
-                || !new InclusionProof(entry.Index - 1, treeSize, path).Verify(leaf, coveringRoot))
-                report.Fail($"{AuditExportFiles.Proofs} line {proofs.Line}: the inclusion proof of ledger index {entry.Index} does not lead to the covering checkpoint");
+            batch.Add(check);
+            if (batch.Count < BatchSize)
+                return;
+            var full = batch;
+            batch = new(BatchSize);
+            running.Enqueue(Task.Run(() => Check(full)));
+            if (running.Count > Environment.ProcessorCount * 2)
+                running.Dequeue().GetAwaiter().GetResult();
         }
-        catch (Exception e) when (e is FormatException or JsonException or KeyNotFoundException or InvalidOperationException)
+
+        public void Complete()
         {
-            report.Fail($"{AuditExportFiles.Proofs} line {proofs.Line}: no inclusion proof for ledger index {entry.Index} ({e.GetType().Name})");
+            Check(batch);
+            batch = [];
+            while (running.Count > 0)
+                running.Dequeue().GetAwaiter().GetResult();
         }
+
+        private void Check(List<ProofCheck> items)
+        {
+            foreach (var (index, leaf, line, lineNumber) in items)
+            {
+                try
+                {
+                    var (proofIndex, proofTreeSize, path) = ReadProofLine(line ?? throw new FormatException("missing"));
+                    if (proofIndex != index || proofTreeSize != treeSize || coveringRoot is null
+                        || !new InclusionProof(index - 1, treeSize, path).Verify(leaf, coveringRoot))
+                        report.Fail($"{AuditExportFiles.Proofs} line {lineNumber}: the inclusion proof of ledger index {index} does not lead to the covering checkpoint");
+                }
+                catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException)
+                {
+                    report.Fail($"{AuditExportFiles.Proofs} line {lineNumber}: no inclusion proof for ledger index {index} ({e.GetType().Name})");
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            while (running.Count > 0)
+                running.Dequeue().Wait();
+        }
+    }
+
+    // {"index":N,"canonical":"base64"}, read without building a document.
+    private static (long Index, byte[] Body) ReadEntryLine(byte[] line)
+    {
+        var reader = new Utf8JsonReader(line);
+        long? index = null;
+        byte[]? body = null;
+        while (reader.Read())
+        {
+            if (reader.TokenType != JsonTokenType.PropertyName)
+                continue;
+            if (reader.ValueTextEquals("index"u8) && reader.Read())
+                index = reader.GetInt64();
+            else if (reader.ValueTextEquals("canonical"u8) && reader.Read())
+                body = reader.GetBytesFromBase64();
+        }
+
+        return (index ?? throw new FormatException("no index"), body ?? throw new FormatException("no canonical bytes"));
+    }
+
+    // {"index":N,"treeSize":T,"path":["hex",...]}, read without building a document.
+    private static (long Index, long TreeSize, List<byte[]> Path) ReadProofLine(byte[] line)
+    {
+        var reader = new Utf8JsonReader(line);
+        long? index = null, treeSize = null;
+        var path = new List<byte[]>(32);
+        while (reader.Read())
+        {
+            if (reader.TokenType != JsonTokenType.PropertyName)
+                continue;
+            if (reader.ValueTextEquals("index"u8) && reader.Read())
+                index = reader.GetInt64();
+            else if (reader.ValueTextEquals("treeSize"u8) && reader.Read())
+                treeSize = reader.GetInt64();
+            else if (reader.ValueTextEquals("path"u8) && reader.Read())
+            {
+                while (reader.Read() && reader.TokenType == JsonTokenType.String)
+                    path.Add(Convert.FromHexString(reader.GetString()!));
+            }
+        }
+
+        return (index ?? throw new FormatException("no index"), treeSize ?? throw new FormatException("no tree size"), path);
     }
 
     private static void CheckConsistency(string folder, List<SignedCheckpoint> checkpoints, AuditReport report)
@@ -229,23 +317,18 @@ public static class AuditVerifier
             report.Fail($"{AuditExportFiles.Consistency}: {proven} proofs for {checkpoints.Count} checkpoints; each needs one to the next");
     }
 
+    private static readonly byte[] IndexMarker = System.Text.Encoding.UTF8.GetBytes($"{{\"url\":\"{AuditEventWriter.LedgerIndexExtension}\",\"valueString\":\"");
+
+    // The ledger index an event names, found by its extension's fixed form rather than a full parse.
     private static long? IndexOf(byte[] auditEvent)
     {
-        try
-        {
-            using var document = JsonDocument.Parse(auditEvent);
-            foreach (var extension in document.RootElement.GetProperty("extension").EnumerateArray())
-            {
-                if (extension.GetProperty("url").GetString() == AuditEventWriter.LedgerIndexExtension
-                    && long.TryParse(extension.GetProperty("valueString").GetString(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index))
-                    return index;
-            }
-        }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-        {
-        }
-
-        return null;
+        var span = auditEvent.AsSpan();
+        var at = span.IndexOf(IndexMarker);
+        if (at < 0)
+            return null;
+        var digits = span[(at + IndexMarker.Length)..];
+        var end = digits.IndexOf((byte)'"');
+        return end > 0 && System.Buffers.Text.Utf8Parser.TryParse(digits[..end], out long index, out var consumed) && consumed == end ? index : null;
     }
 
     private static IEnumerable<(int Line, JsonElement Json)> Lines(string folder, string file, AuditReport report)
@@ -272,10 +355,13 @@ public static class AuditVerifier
             report.Fail($"{file}: missing");
     }
 
-    // Reads a file line by line as UTF-8 bytes, with one line of look-ahead.
+    // Reads a file line by line as UTF-8 bytes (no text decoding), with one line of look-ahead.
     private sealed class LineReader : IDisposable
     {
-        private readonly StreamReader? reader;
+        private readonly FileStream? stream;
+        private readonly byte[] buffer = new byte[1 << 16];
+        private int start;
+        private int end;
         private byte[]? peeked;
 
         public LineReader(string folder, string file)
@@ -283,7 +369,7 @@ public static class AuditVerifier
             var path = Path.Combine(folder, file);
             Missing = !File.Exists(path);
             if (!Missing)
-                reader = new StreamReader(path, System.Text.Encoding.UTF8, false, 1 << 16);
+                stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
         }
 
         public bool Missing { get; }
@@ -303,17 +389,32 @@ public static class AuditVerifier
 
         private byte[]? ReadLine()
         {
-            if (reader is null)
+            if (stream is null)
                 return null;
-            string? text;
-            do
+            List<byte>? longLine = null;
+            while (true)
             {
-                text = reader.ReadLine();
+                var newline = buffer.AsSpan(start, end - start).IndexOf((byte)'\n');
+                if (newline >= 0)
+                {
+                    var line = buffer.AsSpan(start, newline);
+                    start += newline + 1;
+                    if (longLine is null && line.IsEmpty)
+                        continue;
+                    return longLine is null ? line.ToArray() : [.. longLine, .. line.ToArray()];
+                }
+
+                // Keep the partial line and read more.
+                (longLine ??= []).AddRange(buffer.AsSpan(start, end - start).ToArray());
+                start = 0;
+                end = stream.Read(buffer, 0, buffer.Length);
+                if (end == 0)
+                    return longLine.Count == 0 ? null : [.. longLine];
+                if (longLine.Count == 0)
+                    longLine = null;
             }
-            while (text is { Length: 0 });
-            return text is null ? null : System.Text.Encoding.UTF8.GetBytes(text);
         }
 
-        public void Dispose() => reader?.Dispose();
+        public void Dispose() => stream?.Dispose();
     }
 }
