@@ -18,7 +18,7 @@ namespace Health.FhirGateway.Access;
 /// appended and the request waits until it is committed and applied here; the decision the ledger
 /// reached at that position is the answer. Concurrent requests share Raft entries (group commit).
 /// </summary>
-public sealed class AccessGate(LedgerNode ledger, ConsentLedger consents, RecordStore store, SearchIndexer indexer, BreakGlassReasons reasons)
+public sealed class AccessGate(LedgerNode ledger, ConsentLedger consents, RecordStore store, SearchIndexer indexer, BreakGlassReasons reasons, Hosting.GatewayMetrics metrics)
 {
     /// <summary>Most patients one search may reach; each needs its own ledger entry.</summary>
     public const int MaxPatientsPerSearch = 100;
@@ -105,7 +105,9 @@ public sealed class AccessGate(LedgerNode ledger, ConsentLedger consents, Record
         if (gateway is not null)
             fields["gateway"] = gateway;
         var appended = await ledger.AppendAsync(new LedgerCommand(ConsentEntryKinds.AccessRequested.Name, fields), token).ConfigureAwait(false);
-        return consents.Access(appended.Index) ?? throw new InvalidOperationException($"Ledger entry {appended.Index} was applied but holds no access decision.");
+        var record = consents.Access(appended.Index) ?? throw new InvalidOperationException($"Ledger entry {appended.Index} was applied but holds no access decision.");
+        metrics.RecordDecision(record.Decision.Permitted, record.Decision.BreakGlass);
+        return record;
     }
 
     /// <summary>The 403 for a denied access request.</summary>

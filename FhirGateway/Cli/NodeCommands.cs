@@ -15,6 +15,7 @@ internal static class NodeCommands
         root.Subcommands.Add(TokenCommand());
         root.Subcommands.Add(CertificateCommands.Create());
         root.Subcommands.Add(AuditCommands.Create());
+        root.Subcommands.Add(StatusCommand.Create());
         return root;
     }
 

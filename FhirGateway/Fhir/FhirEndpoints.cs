@@ -50,7 +50,7 @@ public static partial class FhirEndpoints
         ["code_challenge_methods_supported"] = new[] { "S256" },
     });
 
-    private static async Task TransactionAsync(HttpContext context, TransactionProcessor processor, PatientPseudonyms pseudonyms, LedgerNode ledger)
+    private static async Task TransactionAsync(HttpContext context, TransactionProcessor processor, PatientPseudonyms pseudonyms, LedgerNode ledger, Hosting.GatewayMetrics metrics)
     {
         SmartAccess.From(context.User).RequireRole("operator");
         RequireFhirJson(context);
@@ -65,6 +65,7 @@ public static partial class FhirEndpoints
         }
 
         var outcome = processor.Process(bundle);
+        metrics.RecordIngest(outcome.Response.Entry.Count);
         await LocateAsync(context, outcome, pseudonyms, ledger).ConfigureAwait(false);
         await WriteAsync(context, outcome.Response).ConfigureAwait(false);
     }

@@ -12,6 +12,7 @@ using Health.FhirGateway.Portal;
 using Health.Ledger.Entries;
 using Health.Ledger.Replication;
 using Hl7.Fhir.Model;
+using OpenTelemetry.Metrics;
 
 namespace Health.FhirGateway.Hosting;
 
@@ -46,6 +47,9 @@ public static class NodeHost
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("System.Net.Http", LogLevel.Warning);
         builder.Logging.AddFilter("Polly", LogLevel.Warning);
+
+        // A host that cannot start is reported by the command in one line; its stack trace is not news to an operator.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.None);
         logging?.Invoke(builder.Logging);
 
         var kinds = new EntryKindRegistry();
@@ -67,6 +71,11 @@ public static class NodeHost
         builder.Services.AddSingleton<AccessGate>();
         builder.Services.AddSingleton<ConsentRecorder>();
         builder.Services.AddSingleton<FederatedRecords>();
+        builder.Services.AddSingleton<GatewayMetrics>();
+        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(LedgerNode.MeterName, GatewayMetrics.MeterName)
+            .AddAspNetCoreInstrumentation()
+            .AddPrometheusExporter());
         builder.Services.AddSingleton<AuditExporter>();
         builder.Services.AddSingleton(sp => new AuditExports(sp.GetRequiredService<AuditExporter>(), Path.Combine(settings.DataDirectory, "exports"), sp.GetRequiredService<ILogger<AuditExports>>()));
         builder.Services.AddHttpClient(FederatedRecords.ClientName)
@@ -95,6 +104,8 @@ public static class NodeHost
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapGet("/healthz", () => TypedResults.Ok(new { status = "up" }));
+        app.MapGet("/readyz", Readiness);
+        app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapLedgerApi();
         app.MapAuditEventSearch();
         app.MapFhirApi();
@@ -105,6 +116,29 @@ public static class NodeHost
         app.MapPortal();
         await app.StartAsync(token).ConfigureAwait(false);
         return app;
+    }
+
+    // Ready: a leader is known, everything committed is applied here, and the record store answers.
+    private static IResult Readiness(LedgerNode node, RecordStore store)
+    {
+        var status = node.Status();
+        var problems = new List<string>();
+        if (status.LeaderId is null)
+            problems.Add("no leader is known");
+        if (status.AppliedIndex < status.CommitIndex)
+            problems.Add($"applied {status.AppliedIndex} of {status.CommitIndex} committed entries");
+        try
+        {
+            using var connection = store.Open();
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException)
+        {
+            problems.Add("the record store cannot be opened");
+        }
+
+        return problems.Count == 0
+            ? Results.Ok(new { status = "ready", status.CommitIndex, status.AppliedIndex })
+            : Results.Json(new { status = "not ready", problems }, statusCode: StatusCodes.Status503ServiceUnavailable);
     }
 
     private static void AddRecords(IServiceCollection services, NodeSettings settings)

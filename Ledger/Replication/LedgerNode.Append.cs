@@ -26,9 +26,12 @@ public sealed partial class LedgerNode
     /// <exception cref="OperationCanceledException"><paramref name="token"/> was cancelled; the command may still be recorded.</exception>
     public async Task<AppendResult> AppendAsync(LedgerCommand command, CancellationToken token)
     {
+        var started = options.TimeProvider.GetTimestamp();
         var pending = new PendingAppend(command, new TaskCompletionSource<AppendResult>(TaskCreationOptions.RunContinuationsAsynchronously));
         await appendQueue.Writer.WriteAsync(pending, token).ConfigureAwait(false);
-        return await pending.Completion.Task.WaitAsync(token).ConfigureAwait(false);
+        var result = await pending.Completion.Task.WaitAsync(token).ConfigureAwait(false);
+        metrics.RecordAppend(options.TimeProvider.GetElapsedTime(started));
+        return result;
     }
 
     /// <summary>

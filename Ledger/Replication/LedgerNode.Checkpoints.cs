@@ -46,6 +46,7 @@ public sealed partial class LedgerNode
                         size = Tree.Size;
                     var checkpoint = SignedCheckpoint.Sign(size, Tree.Root(size), NodeId, SigningKey);
                     var result = await AppendAsync(checkpoint.ToCommand(), token).ConfigureAwait(false);
+                    metrics.RecordCheckpoint(size - coveredSize);
                     lastSigned = options.TimeProvider.GetTimestamp();
                     LogCheckpoint(logger, size, result.Index);
                 }

@@ -29,6 +29,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
     private readonly RaftCluster cluster;
     private readonly CancellationTokenSource lifetime = new();
     private readonly HttpClient peerClient;
+    private readonly LedgerMetrics metrics;
     private Task background = Task.CompletedTask;
 
     private LedgerNode(LedgerNodeOptions options, LedgerStore store, MerkleTree tree, LedgerStateMachine stateMachine, WriteAheadLog log,
@@ -47,7 +48,11 @@ public sealed partial class LedgerNode : IAsyncDisposable
         appendQueue = Channel.CreateBounded<PendingAppend>(new BoundedChannelOptions(65536) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         inFlight = new SemaphoreSlim(options.MaxBatchesInFlight);
         retry = CreateRetryPipeline();
+        metrics = new LedgerMetrics(() => (log.LastCommittedEntryIndex, log.LastAppliedIndex, tree.Size));
     }
+
+    /// <summary>The name of the ledger's meter, for metric exporters.</summary>
+    public const string MeterName = LedgerMetrics.MeterName;
 
     /// <summary>This node's id.</summary>
     public string NodeId => options.NodeId;
@@ -257,6 +262,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
         Store.Dispose();
         SigningKey.Dispose();
         peerClient.Dispose();
+        metrics.Dispose();
         lifetime.Dispose();
         inFlight.Dispose();
     }

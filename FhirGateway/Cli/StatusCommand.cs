@@ -1,0 +1,71 @@
+using System.CommandLine;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using Spectre.Console;
+
+namespace Health.FhirGateway.Cli;
+
+/// <summary><c>health-node status</c>: a running node's role, term, leader, indices, members and checkpoint.</summary>
+internal static class StatusCommand
+{
+    public static Command Create()
+    {
+        var url = new Option<string>("--url") { Description = "The node, for example https://127.0.0.1:8081.", Required = true };
+        var authority = new Option<FileInfo>("--cacert") { Description = "The consortium CA, to trust the node's HTTPS certificate." };
+        var json = new Option<bool>("--json") { Description = "Print the status as JSON." };
+        var command = new Command("status", "Show a running node's ledger status.") { url, authority, json };
+        command.SetAction(async (result, cancel) =>
+        {
+            var node = Uri.TryCreate(result.GetValue(url), UriKind.Absolute, out var parsed) && parsed.Scheme is "http" or "https"
+                ? parsed
+                : throw new CommandLineFailure("--url must be an absolute http:// or https:// URL.");
+            using var handler = new SocketsHttpHandler();
+            if (result.GetValue(authority) is { } ca)
+            {
+                var trusted = X509CertificateLoader.LoadCertificateFromFile(ca.FullName);
+                handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+                {
+                    if (certificate is not X509Certificate2 server)
+                        return false;
+                    using var chain = new X509Chain();
+                    chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                    chain.ChainPolicy.CustomTrustStore.Add(trusted);
+                    chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                    return chain.Build(server);
+                };
+            }
+
+            using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
+            string body;
+            try
+            {
+                body = await client.GetStringAsync(new Uri(node, "/ledger/status"), cancel).ConfigureAwait(false);
+            }
+            catch (HttpRequestException e)
+            {
+                throw new CommandLineFailure($"{node} did not answer: {e.Message}");
+            }
+
+            if (result.GetValue(json))
+            {
+                Console.WriteLine(body);
+                return 0;
+            }
+
+            var status = JsonDocument.Parse(body).RootElement;
+            var table = new Table().AddColumns("node", "role", "term", "leader", "commit", "applied", "tree size", "last checkpoint");
+            table.AddRow(Text(status, "nodeId"), Text(status, "role"), Text(status, "term"), Text(status, "leaderId"), Text(status, "commitIndex"),
+                Text(status, "appliedIndex"), Text(status, "treeSize"), Text(status, "latestCheckpointIndex"));
+            AnsiConsole.Write(table);
+            var members = new Table().AddColumns("member", "raft", "http", "state", "leader");
+            foreach (var member in status.GetProperty("members").EnumerateArray())
+                members.AddRow(Text(member, "nodeId"), Text(member, "raftEndPoint"), Text(member, "httpUrl"), Text(member, "status"), Text(member, "isLeader"));
+            AnsiConsole.Write(members);
+            return 0;
+        });
+        return command;
+    }
+
+    private static string Text(JsonElement element, string property)
+        => element.TryGetProperty(property, out var value) ? Markup.Escape(value.ValueKind == JsonValueKind.Null ? "-" : value.ToString()) : "-";
+}
