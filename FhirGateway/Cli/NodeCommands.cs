@@ -16,6 +16,8 @@ internal static class NodeCommands
         root.Subcommands.Add(CertificateCommands.Create());
         root.Subcommands.Add(AuditCommands.Create());
         root.Subcommands.Add(StatusCommand.Create());
+        foreach (var command in BackupCommands.Create())
+            root.Subcommands.Add(command);
         return root;
     }
 

@@ -8,6 +8,7 @@ using Health.FhirGateway.Federation;
 using Health.FhirGateway.Fhir;
 using Health.FhirGateway.Records;
 using Health.FhirGateway.LedgerApi;
+using Health.FhirGateway.Operations;
 using Health.FhirGateway.Portal;
 using Health.Ledger.Entries;
 using Health.Ledger.Replication;
@@ -113,6 +114,7 @@ public static class NodeHost
         app.MapGovernanceApi();
         app.MapCustodianApi();
         app.MapAuditApi();
+        app.MapAdminApi(settings.DataDirectory);
         app.MapPortal();
         await app.StartAsync(token).ConfigureAwait(false);
         return app;

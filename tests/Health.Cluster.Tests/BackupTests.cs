@@ -1,0 +1,77 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Health.Cluster.Tests.Fhir;
+
+namespace Health.Cluster.Tests;
+
+/// <summary>A node backed up under load, lost, restored from the backup into an empty directory, and rejoining its group.</summary>
+public sealed class BackupTests
+{
+    [SyntheaFact]
+    public async Task Node_restored_from_an_online_backup_rejoins_and_serves_its_records()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        var token = timeout.Token;
+        using var cluster = new LedgerCluster();
+        try
+        {
+            await cluster.WaitForLeaderAsync(token);
+            var node = cluster.Nodes[0];
+            using (var ingest = new HttpRequestMessage(HttpMethod.Post, new Uri(node.HttpUrl, "/fhir")) { Content = new ByteArrayContent(File.ReadAllBytes(SyntheaData.PatientBundles.First())) })
+            {
+                ingest.Content.Headers.ContentType = new MediaTypeHeaderValue("application/fhir+json");
+                ingest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await cluster.MintTokenAsync("--role", "operator"));
+                using var ingested = await cluster.Client.SendAsync(ingest, token);
+                Assert.Equal(HttpStatusCode.OK, ingested.StatusCode);
+            }
+
+            // The backup is taken while appends keep arriving.
+            using var load = CancellationTokenSource.CreateLinkedTokenSource(token);
+            var appends = Task.Run(async () =>
+            {
+                for (var i = 0; i < 2000 && !load.IsCancellationRequested; i++)
+                    await cluster.AppendAsync(cluster.Nodes[1], $"during-backup-{i}", load.Token);
+            }, load.Token);
+            var backup = Path.Combine(cluster.Root, "node1.backup.zip");
+            var written = await NodeProcess.RunToolAsync(["backup", "--url", node.HttpUrl.ToString(), "--token", await cluster.MintTokenAsync("--role", "operator", "--org", node.NodeId), "--out", backup]);
+            Assert.Contains("Backup written", written, StringComparison.Ordinal);
+            await load.CancelAsync();
+            await appends.ContinueWith(_ => { }, TaskScheduler.Default);
+
+            // node1 is lost: killed, its data directory gone; only the backup and its master key remain.
+            var masterKey = Path.Combine(cluster.Root, "node1-master.key");
+            File.Copy(Path.Combine(node.DataDirectory, "keys", "master.key"), masterKey);
+            node.Kill();
+            Directory.Delete(node.DataDirectory, recursive: true);
+            var index = await cluster.AppendAsync(cluster.Nodes[1], "while-node1-is-gone", token);
+
+            var (wrongKeyExit, _, wrongKeyError) = await NodeProcess.RunToolForExitCodeAsync(["restore", backup, "--data", node.DataDirectory, "--master-key", Path.Combine(cluster.Root, "pseudonym.key")]);
+            Assert.Equal(2, wrongKeyExit);
+            Assert.Contains("master key", wrongKeyError, StringComparison.Ordinal);
+            Directory.Delete(node.DataDirectory, recursive: true);
+            var restored = await NodeProcess.RunToolAsync(["restore", backup, "--data", node.DataDirectory, "--master-key", masterKey]);
+            Assert.Contains("Restored", restored, StringComparison.Ordinal);
+            var (notEmptyExit, _, _) = await NodeProcess.RunToolForExitCodeAsync(["restore", backup, "--data", node.DataDirectory, "--master-key", masterKey]);
+            Assert.Equal(2, notEmptyExit);
+
+            node.Start();
+            var after = await cluster.AppendAsync(cluster.Nodes[2], "after-restore", token);
+            await cluster.WaitForConvergenceAsync(long.Max(index, after), token);
+
+            var clinician = await cluster.MintTokenAsync("--role", "clinician", "--org", node.NodeId);
+            using var search = new HttpRequestMessage(HttpMethod.Get, new Uri(node.HttpUrl, "/fhir/Patient?_count=1"));
+            search.Headers.Authorization = new AuthenticationHeaderValue("Bearer", clinician);
+            using var found = await cluster.Client.SendAsync(search, token);
+            Assert.Equal(HttpStatusCode.OK, found.StatusCode);
+            var bundle = await found.Content.ReadFromJsonAsync<JsonElement>(token);
+            Assert.Equal(1, bundle.GetProperty("total").GetInt32());
+            Assert.Equal("Patient", bundle.GetProperty("entry")[0].GetProperty("resource").GetProperty("resourceType").GetString());
+        }
+        catch (Exception e) when (e is not OperationCanceledException || timeout.IsCancellationRequested)
+        {
+            throw new InvalidOperationException(cluster.Diagnostics(), e);
+        }
+    }
+}
