@@ -31,15 +31,8 @@ internal static class AuditCommands
         var command = new Command("export", "Export AuditEvents with the ledger entries, checkpoints and proofs that let them be verified.") { url, token, output, authority, patient, organization, since };
         command.SetAction(async (result, cancel) =>
         {
-            var node = Uri.TryCreate(result.GetValue(url), UriKind.Absolute, out var parsed) && parsed.Scheme is "http" or "https"
-                ? parsed
-                : throw new CommandLineFailure("--url must be an absolute http:// or https:// URL.");
-            using var handler = new SocketsHttpHandler();
-            if (result.GetValue(authority) is { } ca)
-            {
-                var trusted = X509CertificateLoader.LoadCertificateFromFile(ca.FullName);
-                handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is X509Certificate2 server && ChainsTo(server, trusted);
-            }
+            var node = CliHttp.NodeUrl(result.GetValue(url));
+            using var handler = CliHttp.Handler(result.GetValue(authority));
 
             using var client = new HttpClient(handler) { Timeout = TimeSpan.FromMinutes(10) };
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", result.GetValue(token));
@@ -132,14 +125,5 @@ internal static class AuditCommands
         {
             request.Dispose();
         }
-    }
-
-    private static bool ChainsTo(X509Certificate2 certificate, X509Certificate2 authority)
-    {
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(authority);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        return chain.Build(certificate);
     }
 }

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Net.Http.Headers;
-using System.Security.Cryptography.X509Certificates;
 using Health.FhirGateway.Operations;
 
 namespace Health.FhirGateway.Cli;
@@ -19,22 +18,8 @@ internal static class BackupCommands
         var command = new Command("backup", "Take an online, consistent backup of a running node (ledger and records, records still encrypted, no keys).") { url, token, output, authority };
         command.SetAction(async (result, cancel) =>
         {
-            var node = Uri.TryCreate(result.GetValue(url), UriKind.Absolute, out var parsed) && parsed.Scheme is "http" or "https"
-                ? parsed
-                : throw new CommandLineFailure("--url must be an absolute http:// or https:// URL.");
-            using var handler = new SocketsHttpHandler();
-            if (result.GetValue(authority) is { } ca)
-            {
-                var trusted = X509CertificateLoader.LoadCertificateFromFile(ca.FullName);
-                handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-                {
-                    using var chain = new X509Chain();
-                    chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                    chain.ChainPolicy.CustomTrustStore.Add(trusted);
-                    chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                    return certificate is X509Certificate2 server && chain.Build(server);
-                };
-            }
+            var node = CliHttp.NodeUrl(result.GetValue(url));
+            using var handler = CliHttp.Handler(result.GetValue(authority));
 
             using var client = new HttpClient(handler) { Timeout = TimeSpan.FromMinutes(30) };
             using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(node, "/admin/backup"));

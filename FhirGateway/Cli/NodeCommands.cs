@@ -16,6 +16,8 @@ internal static class NodeCommands
         root.Subcommands.Add(CertificateCommands.Create());
         root.Subcommands.Add(AuditCommands.Create());
         root.Subcommands.Add(StatusCommand.Create());
+        root.Subcommands.Add(LoadCommand());
+        root.Subcommands.Add(KeyCommands.RotateMasterKey());
         foreach (var command in BackupCommands.Create())
             root.Subcommands.Add(command);
         return root;
@@ -57,7 +59,9 @@ internal static class NodeCommands
         var tlsCertificate = new Option<FileInfo>("--tls-cert") { Description = "This node's consortium certificate (PEM, from `health-node certs node`); with --tls-key and --tls-ca, Raft and member-to-member HTTP are mutual TLS and --http must be https." };
         var tlsKey = new Option<FileInfo>("--tls-key") { Description = "The private key of --tls-cert (PEM)." };
         var tlsAuthority = new Option<FileInfo>("--tls-ca") { Description = "The consortium CA certificate (PEM) every member's certificate must chain to." };
-        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { nodeId, http, data, members, snapshotInterval, join, pseudonymKey, devIssuerKey, tlsCertificate, tlsKey, tlsAuthority };
+        var logFormat = new Option<string>("--log-format") { Description = "plain (one line per event) or json (one JSON object per line, with request ids).", DefaultValueFactory = _ => "plain" };
+        logFormat.AcceptOnlyFromAmong("plain", "json");
+        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { nodeId, http, data, members, snapshotInterval, join, pseudonymKey, devIssuerKey, tlsCertificate, tlsKey, tlsAuthority, logFormat };
         command.SetAction(async (result, token) =>
         {
             var parsed = ParseMembers(result.GetValue(members)!);
@@ -74,11 +78,33 @@ internal static class NodeCommands
                 PseudonymKeyFile = result.GetValue(pseudonymKey)?.FullName,
                 DevIssuerKeyFile = result.GetValue(devIssuerKey)?.FullName,
                 Identity = identity,
+                JsonLogs = result.GetValue(logFormat) == "json",
             };
             var app = await NodeHost.StartAsync(settings, token).ConfigureAwait(false);
             await using (app.ConfigureAwait(false))
                 await app.WaitForShutdownAsync(token).ConfigureAwait(false);
             return 0;
+        });
+        return command;
+    }
+
+    private static Command LoadCommand()
+    {
+        var folder = new Argument<DirectoryInfo>("folder") { Description = "A folder of FHIR transaction Bundles (organisations and practitioners go first)." };
+        var url = new Option<string>("--url") { Description = "The node, for example https://127.0.0.1:8081.", Required = true };
+        var token = new Option<string>("--token") { Description = "An operator token.", Required = true };
+        var authority = new Option<FileInfo>("--cacert") { Description = "The consortium CA, to trust the node's HTTPS certificate." };
+        var command = new Command("load", "Ingest a folder of FHIR transaction Bundles into a running node, with a progress bar.") { folder, url, token, authority };
+        command.SetAction(async (result, cancel) =>
+        {
+            var source = result.GetValue(folder)!;
+            if (!source.Exists)
+                throw new CommandLineFailure($"{source.FullName} does not exist.");
+            var node = CliHttp.NodeUrl(result.GetValue(url));
+            using var handler = CliHttp.Handler(result.GetValue(authority));
+
+            var failures = await SampleLoader.LoadAsync(SampleLoader.Plan(source, 1), [new Uri(node, "/fhir")], result.GetValue(token)!, handler, cancel).ConfigureAwait(false);
+            return failures == 0 ? 0 : 1;
         });
         return command;
     }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Spectre.Console;
 
@@ -16,24 +15,8 @@ internal static class StatusCommand
         var command = new Command("status", "Show a running node's ledger status.") { url, authority, json };
         command.SetAction(async (result, cancel) =>
         {
-            var node = Uri.TryCreate(result.GetValue(url), UriKind.Absolute, out var parsed) && parsed.Scheme is "http" or "https"
-                ? parsed
-                : throw new CommandLineFailure("--url must be an absolute http:// or https:// URL.");
-            using var handler = new SocketsHttpHandler();
-            if (result.GetValue(authority) is { } ca)
-            {
-                var trusted = X509CertificateLoader.LoadCertificateFromFile(ca.FullName);
-                handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-                {
-                    if (certificate is not X509Certificate2 server)
-                        return false;
-                    using var chain = new X509Chain();
-                    chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                    chain.ChainPolicy.CustomTrustStore.Add(trusted);
-                    chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                    return chain.Build(server);
-                };
-            }
+            var node = CliHttp.NodeUrl(result.GetValue(url));
+            using var handler = CliHttp.Handler(result.GetValue(authority));
 
             using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
             string body;

@@ -18,6 +18,9 @@ public sealed record NodeSettings(string NodeId, Uri HttpUrl, string DataDirecto
     /// <summary>The dev token issuer's key file (demo and tests); made on first start when missing.</summary>
     public string? DevIssuerKeyFile { get; init; }
 
+    /// <summary>Whether logs are JSON objects, one per line, instead of plain lines.</summary>
+    public bool JsonLogs { get; init; }
+
     /// <summary>Whether the node joins a running group and waits to be added.</summary>
     public bool Join { get; init; }
 

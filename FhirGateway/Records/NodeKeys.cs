@@ -35,6 +35,8 @@ public sealed class NodeKeys
     /// </summary>
     public static NodeKeys Load(string masterKeyFile, string pseudonymKeyFile)
     {
+        if (File.Exists(masterKeyFile + ".next"))
+            throw new InvalidOperationException("A master key rotation was interrupted; run `health-node rotate-master-key` again before starting the node.");
         var master = Environment.GetEnvironmentVariable(MasterKeyVariable) is { Length: > 0 } fromEnvironment
             ? Decode(fromEnvironment, MasterKeyVariable)
             : LoadOrCreate(masterKeyFile);

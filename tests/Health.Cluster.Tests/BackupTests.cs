@@ -75,3 +75,50 @@ public sealed class BackupTests
         }
     }
 }
+
+/// <summary>A stopped node's master key is replaced; its records stay readable under the new key only.</summary>
+public sealed class MasterKeyRotationTests
+{
+    [SyntheaFact]
+    public async Task Rotated_master_key_opens_every_record_and_the_old_one_no_longer_does()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var token = timeout.Token;
+        using var cluster = new LedgerCluster(size: 1);
+        await cluster.WaitForLeaderAsync(token);
+        var node = cluster.Nodes[0];
+        using (var ingest = new HttpRequestMessage(HttpMethod.Post, new Uri(node.HttpUrl, "/fhir")) { Content = new ByteArrayContent(File.ReadAllBytes(SyntheaData.PatientBundles.First())) })
+        {
+            ingest.Content.Headers.ContentType = new MediaTypeHeaderValue("application/fhir+json");
+            ingest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await cluster.MintTokenAsync("--role", "operator"));
+            using var ingested = await cluster.Client.SendAsync(ingest, token);
+            Assert.Equal(HttpStatusCode.OK, ingested.StatusCode);
+        }
+
+        var keyFile = Path.Combine(node.DataDirectory, "keys", "master.key");
+        var before = await File.ReadAllTextAsync(keyFile, token);
+        node.Kill();
+        var rotated = await NodeProcess.RunToolAsync(["rotate-master-key", "--data", node.DataDirectory]);
+        Assert.Contains("data keys re-wrapped", rotated, StringComparison.Ordinal);
+        Assert.NotEqual(before, await File.ReadAllTextAsync(keyFile, token));
+        Assert.Equal(before, await File.ReadAllTextAsync(keyFile + ".previous", token));
+
+        var backupless = Path.Combine(cluster.Root, "old-key-check");
+        node.Start();
+        await cluster.WaitForLeaderAsync(token);
+        var clinician = await cluster.MintTokenAsync("--role", "clinician", "--org", node.NodeId);
+        using var search = new HttpRequestMessage(HttpMethod.Get, new Uri(node.HttpUrl, "/fhir/Observation?_count=5"));
+        search.Headers.Authorization = new AuthenticationHeaderValue("Bearer", clinician);
+        using var found = await cluster.Client.SendAsync(search, token);
+        Assert.Equal(HttpStatusCode.OK, found.StatusCode);
+        Assert.Equal(5, (await found.Content.ReadFromJsonAsync<JsonElement>(token)).GetProperty("entry").GetArrayLength());
+
+        // A restore with the old key is refused: the data keys are wrapped under the new one now.
+        var backup = Path.Combine(cluster.Root, "after-rotation.zip");
+        await NodeProcess.RunToolAsync(["backup", "--url", node.HttpUrl.ToString(), "--token", await cluster.MintTokenAsync("--role", "operator", "--org", node.NodeId), "--out", backup]);
+        await File.WriteAllTextAsync(backupless + ".key", before, token);
+        var (exitCode, _, error) = await NodeProcess.RunToolForExitCodeAsync(["restore", backup, "--data", backupless, "--master-key", backupless + ".key"]);
+        Assert.Equal(2, exitCode);
+        Assert.Contains("master key", error, StringComparison.Ordinal);
+    }
+}
