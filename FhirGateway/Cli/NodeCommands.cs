@@ -17,6 +17,7 @@ internal static class NodeCommands
         root.Subcommands.Add(AuditCommands.Create());
         root.Subcommands.Add(StatusCommand.Create());
         root.Subcommands.Add(LoadCommand());
+        root.Subcommands.Add(InitCommand.Create());
         root.Subcommands.Add(KeyCommands.RotateMasterKey());
         foreach (var command in BackupCommands.Create())
             root.Subcommands.Add(command);
@@ -25,13 +26,13 @@ internal static class NodeCommands
 
     private static Command RunCommand()
     {
-        var nodeId = new Option<string>("--node-id") { Description = "This node's id (one of --member).", Required = true };
-        var http = new Option<string>("--http") { Description = "HTTP URL to listen on, for example http://127.0.0.1:8081.", Required = true };
-        var data = new Option<DirectoryInfo>("--data") { Description = "The node's data directory.", Required = true };
+        var config = new Option<FileInfo>("--config") { Description = "A node.json made by `health-node init`; HEALTH_* environment variables override it, options override both." };
+        var nodeId = new Option<string>("--node-id") { Description = "This node's id (one of --member)." };
+        var http = new Option<string>("--http") { Description = "HTTP URL to listen on, for example http://127.0.0.1:8081." };
+        var data = new Option<DirectoryInfo>("--data") { Description = "The node's data directory." };
         var members = new Option<string[]>("--member")
         {
             Description = "A voting member, id=ip:raftPort=httpUrl; give every member, this node included.",
-            Required = true,
             AllowMultipleArgumentsPerToken = true,
         };
         var snapshotInterval = new Option<long>("--snapshot-interval")
@@ -39,11 +40,6 @@ internal static class NodeCommands
             Description = "Raft entries between snapshots of the ledger projection; smaller keeps the write-ahead log shorter.",
             DefaultValueFactory = _ => 2048,
         };
-        snapshotInterval.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<long>() < 2)
-                r.AddError("--snapshot-interval must be at least 2.");
-        });
         var join = new Option<bool>("--join")
         {
             Description = "Join a running group: start without a Raft configuration and wait until an operator adds this node (POST /ledger/members on any member).",
@@ -61,24 +57,47 @@ internal static class NodeCommands
         var tlsAuthority = new Option<FileInfo>("--tls-ca") { Description = "The consortium CA certificate (PEM) every member's certificate must chain to." };
         var logFormat = new Option<string>("--log-format") { Description = "plain (one line per event) or json (one JSON object per line, with request ids).", DefaultValueFactory = _ => "plain" };
         logFormat.AcceptOnlyFromAmong("plain", "json");
-        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { nodeId, http, data, members, snapshotInterval, join, pseudonymKey, devIssuerKey, tlsCertificate, tlsKey, tlsAuthority, logFormat };
+        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { config, nodeId, http, data, members, snapshotInterval, join, pseudonymKey, devIssuerKey, tlsCertificate, tlsKey, tlsAuthority, logFormat };
         command.SetAction(async (result, token) =>
         {
-            var parsed = ParseMembers(result.GetValue(members)!);
-            var id = result.GetValue(nodeId)!;
+            // Command line over environment over file.
+            static T? Given<T>(ParseResult result, Option<T> option) => result.GetResult(option) is { Implicit: false } ? result.GetValue(option) : default;
+            var layered = (result.GetValue(config) is { } configFile ? NodeConfig.Load(configFile) : new NodeConfig()).WithEnvironment();
+            var settled = layered with
+            {
+                NodeId = Given(result, nodeId) ?? layered.NodeId,
+                Http = Given(result, http) ?? layered.Http,
+                Data = Given(result, data)?.FullName ?? layered.Data,
+                Members = Given(result, members) is { Length: > 0 } given ? given : layered.Members,
+                SnapshotInterval = result.GetResult(snapshotInterval) is { Implicit: false } ? result.GetValue(snapshotInterval) : layered.SnapshotInterval ?? result.GetValue(snapshotInterval),
+                PseudonymKey = Given(result, pseudonymKey)?.FullName ?? layered.PseudonymKey,
+                DevIssuerKey = Given(result, devIssuerKey)?.FullName ?? layered.DevIssuerKey,
+                TlsCert = Given(result, tlsCertificate)?.FullName ?? layered.TlsCert,
+                TlsKey = Given(result, tlsKey)?.FullName ?? layered.TlsKey,
+                TlsCa = Given(result, tlsAuthority)?.FullName ?? layered.TlsCa,
+                LogFormat = Given(result, logFormat) ?? layered.LogFormat ?? "plain",
+            };
+            var id = settled.NodeId ?? throw new CommandLineFailure("Give --node-id (or HEALTH_NODE_ID, or --config).");
+            var parsed = ParseMembers(settled.Members is { Length: > 0 } list ? list : throw new CommandLineFailure("Give every member with --member (or HEALTH_MEMBERS, or --config)."));
             if (parsed.All(m => m.NodeId != id))
                 throw new CommandLineFailure($"--node-id {id} is not one of the --member entries.");
-            var url = Uri.TryCreate(result.GetValue(http), UriKind.Absolute, out var parsedUrl) && parsedUrl.Scheme is "http" or "https"
+            var url = Uri.TryCreate(settled.Http, UriKind.Absolute, out var parsedUrl) && parsedUrl.Scheme is "http" or "https"
                 ? parsedUrl
                 : throw new CommandLineFailure("--http must be an absolute http:// or https:// URL.");
-            var identity = CertificateCommands.LoadIdentity(result.GetValue(tlsCertificate), result.GetValue(tlsKey), result.GetValue(tlsAuthority), id, url);
-            var settings = new NodeSettings(id, url, result.GetValue(data)!.FullName, parsed) {
-                SnapshotInterval = result.GetValue(snapshotInterval),
+            var directory = settled.Data ?? throw new CommandLineFailure("Give --data (or HEALTH_DATA, or --config).");
+            if (settled.SnapshotInterval < 2)
+                throw new CommandLineFailure("--snapshot-interval must be at least 2.");
+            if (settled.LogFormat is not ("plain" or "json"))
+                throw new CommandLineFailure("The log format is plain or json.");
+            static FileInfo? AsFile(string? path) => path is null ? null : new FileInfo(path);
+            var identity = CertificateCommands.LoadIdentity(AsFile(settled.TlsCert), AsFile(settled.TlsKey), AsFile(settled.TlsCa), id, url);
+            var settings = new NodeSettings(id, url, Path.GetFullPath(directory), parsed) {
+                SnapshotInterval = settled.SnapshotInterval ?? 2048,
                 Join = result.GetValue(join),
-                PseudonymKeyFile = result.GetValue(pseudonymKey)?.FullName,
-                DevIssuerKeyFile = result.GetValue(devIssuerKey)?.FullName,
+                PseudonymKeyFile = settled.PseudonymKey,
+                DevIssuerKeyFile = settled.DevIssuerKey,
                 Identity = identity,
-                JsonLogs = result.GetValue(logFormat) == "json",
+                JsonLogs = settled.LogFormat == "json",
             };
             var app = await NodeHost.StartAsync(settings, token).ConfigureAwait(false);
             await using (app.ConfigureAwait(false))

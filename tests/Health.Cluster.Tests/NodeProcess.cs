@@ -107,6 +107,9 @@ public sealed class NodeProcess : IDisposable
         return (process.ExitCode, await output, await error);
     }
 
+    /// <summary>The built health-node.dll.</summary>
+    public static string Executable => NodeExecutable();
+
     private static string NodeExecutable()
     {
         var configuration = typeof(NodeProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "Configuration").Value;
@@ -117,10 +120,33 @@ public sealed class NodeProcess : IDisposable
         return File.Exists(path) ? path : throw new FileNotFoundException("Build the solution first; the node executable is missing.", path);
     }
 
+    // Ports below the kernel's ephemeral range (32768 and up on Linux), so that no outgoing
+    // connection takes a port between the moment it is picked and the moment a node binds it;
+    // each is handed out once per test run.
+    private static int nextPort = 20000 + (Environment.ProcessId % 100) * 100;
+
     public static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        for (var attempt = 0; attempt < 1000; attempt++)
+        {
+            var port = Interlocked.Increment(ref nextPort);
+            if (port >= 32000)
+            {
+                Interlocked.Exchange(ref nextPort, 20000);
+                continue;
+            }
+
+            try
+            {
+                using var listener = new TcpListener(IPAddress.Loopback, port);
+                listener.Start();
+                return port;
+            }
+            catch (SocketException)
+            {
+            }
+        }
+
+        throw new InvalidOperationException("No free port below the ephemeral range.");
     }
 }

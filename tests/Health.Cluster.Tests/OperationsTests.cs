@@ -76,3 +76,65 @@ public sealed class OperationsTests
         }
     }
 }
+
+/// <summary>A node made with <c>init</c> runs from its configuration file, with the environment overriding it.</summary>
+public sealed class NodeConfigurationTests
+{
+    [Fact]
+    public async Task Initialised_node_runs_from_its_config_and_environment_overrides_it()
+    {
+        var root = Directory.CreateTempSubdirectory("init-").FullName;
+        var (configured, actual, raft) = (NodeProcess.FreePort(), NodeProcess.FreePort(), NodeProcess.FreePort());
+        try
+        {
+            var data = Path.Combine(root, "node1");
+            await NodeProcess.RunToolAsync(["certs", "ca", "--out", Path.Combine(root, "ca")]);
+            var initialised = await NodeProcess.RunToolAsync(["init", "--node-id", "node1", "--data", data, "--http", $"https://127.0.0.1:{configured}",
+                "--member", $"node1=127.0.0.1:{raft}=https://127.0.0.1:{configured}", "--ca", Path.Combine(root, "ca")]);
+            Assert.Contains("run --config", initialised, StringComparison.Ordinal);
+            Assert.True(File.Exists(Path.Combine(data, "keys", "master.key")));
+            var config = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(data, "node.json"))).RootElement;
+            Assert.EndsWith("node1.pem", config.GetProperty("tlsCert").GetString(), StringComparison.Ordinal);
+
+            var (exitCode, _, error) = await NodeProcess.RunToolForExitCodeAsync(["init", "--node-id", "node1", "--data", data, "--http", "https://127.0.0.1:1", "--member", "node1=127.0.0.1:2=https://127.0.0.1:1"]);
+            Assert.Equal(2, exitCode);
+            Assert.Contains("not empty", error, StringComparison.Ordinal);
+
+            var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            start.ArgumentList.Add(NodeProcess.Executable);
+            foreach (var argument in new[] { "run", "--config", Path.Combine(data, "node.json") })
+                start.ArgumentList.Add(argument);
+            start.Environment["HEALTH_HTTP"] = $"https://127.0.0.1:{actual}";
+            using var process = System.Diagnostics.Process.Start(start)!;
+            try
+            {
+                using var handler = new SocketsHttpHandler();
+                handler.SslOptions.RemoteCertificateValidationCallback = (_, _, _, _) => true;
+                using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(5) };
+                var healthy = false;
+                for (var attempt = 0; attempt < 100 && !healthy && !process.HasExited; attempt++)
+                {
+                    try
+                    {
+                        healthy = (await client.GetAsync(new Uri($"https://127.0.0.1:{actual}/healthz"))).IsSuccessStatusCode;
+                    }
+                    catch (HttpRequestException)
+                    {
+                        await Task.Delay(100);
+                    }
+                }
+
+                Assert.True(healthy, "the node did not come up on the port the environment gave");
+            }
+            finally
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+            }
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+}
