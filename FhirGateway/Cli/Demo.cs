@@ -47,6 +47,7 @@ internal static class Demo
             string Mint(string subject, string role, string scope, Dictionary<string, string> claims) => issuer.Mint(subject, [role], scope.Split(' '), claims, TimeSpan.FromHours(12), now);
             var operatorToken = Mint("demo-operator", "operator", "system/*.cruds", []);
             var clinicianToken = Mint("demo-clinician", "clinician", "user/*.rs", new() { ["org"] = "node1", ["practitioner"] = "demo-practitioner" });
+            var secondClinicianToken = Mint("demo-clinician-2", "clinician", "user/*.rs", new() { ["org"] = "node2", ["practitioner"] = "demo-practitioner-2" });
             var visitorToken = Mint("demo-visiting-clinician", "clinician", "user/*.rs", new() { ["org"] = "node3", ["practitioner"] = "visiting-practitioner" });
             var auditorToken = Mint("demo-auditor", "auditor", "user/*.rs", []);
             samples ??= DefaultSamples();
@@ -89,6 +90,7 @@ internal static class Demo
                 FHIR API (bearer tokens from the dev issuer, valid 12 hours; more with
                   dotnet run --project FhirGateway -- token --key {{{data.FullName}}}/dev-issuer.pem --role clinician --org node1):
                   export CLINICIAN='{{{clinicianToken}}}'    # a clinician of node1
+                  export CLINICIAN2='{{{secondClinicianToken}}}'    # a clinician of node2
                   export VISITOR='{{{visitorToken}}}'    # a clinician of node3: needs the patient's grant
                   export PATIENT='{{{patientToken}}}'    # Patient/{{{patientId}}} at node1, also held by node2
                   export AUDITOR='{{{auditorToken}}}'

@@ -23,6 +23,7 @@ public static class NodeHost
     /// <summary>Starts a node; it runs until the returned application is stopped.</summary>
     public static async Task<WebApplication> StartAsync(NodeSettings settings, CancellationToken token, Action<ILoggingBuilder>? logging = null)
     {
+        var dataLock = LockDataDirectory(settings.DataDirectory);
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(settings.HttpUrl.ToString());
         if (settings.Identity is not null)
@@ -125,8 +126,23 @@ public static class NodeHost
         app.MapAuditApi();
         app.MapAdminApi(settings.DataDirectory);
         app.MapPortal();
+        app.Lifetime.ApplicationStopped.Register(dataLock.Dispose);
         await app.StartAsync(token).ConfigureAwait(false);
         return app;
+    }
+
+    // One node per data directory: a second process on the same directory would corrupt it.
+    private static FileStream LockDataDirectory(string dataDirectory)
+    {
+        Directory.CreateDirectory(dataDirectory);
+        try
+        {
+            return new FileStream(Path.Combine(dataDirectory, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            throw new InvalidOperationException($"The data directory {dataDirectory} is in use by another node.");
+        }
     }
 
     // Ready: a leader is known, everything committed is applied here, and the record store answers.
