@@ -22,6 +22,15 @@ public sealed class NodeProcess : IDisposable
         arguments = ["run", "--node-id", nodeId, "--http", httpUrl.ToString(), "--data", dataDirectory, .. members.SelectMany(m => new[] { "--member", m }), .. extraArguments];
     }
 
+    /// <summary>A node started with its configuration file (<c>run --config</c>).</summary>
+    public NodeProcess(string nodeId, Uri httpUrl, string dataDirectory, string configFile)
+    {
+        NodeId = nodeId;
+        HttpUrl = httpUrl;
+        DataDirectory = dataDirectory;
+        arguments = ["run", "--config", configFile];
+    }
+
     public string NodeId { get; }
 
     public Uri HttpUrl { get; }
