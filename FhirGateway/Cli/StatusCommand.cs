@@ -29,16 +29,21 @@ internal static class StatusCommand
                 throw new CommandLineFailure($"{node} did not answer: {e.Message}");
             }
 
+            // Readiness adds the record counts; a node that is not ready still has a ledger status.
+            using var readiness = await client.GetAsync(new Uri(node, "/readyz"), cancel).ConfigureAwait(false);
+            var ready = JsonDocument.Parse(await readiness.Content.ReadAsStringAsync(cancel).ConfigureAwait(false)).RootElement;
             if (result.GetValue(json))
             {
-                Console.WriteLine(body);
+                var combined = System.Text.Json.Nodes.JsonNode.Parse(body)!;
+                combined["readiness"] = System.Text.Json.Nodes.JsonNode.Parse(ready.GetRawText());
+                Console.WriteLine(combined.ToJsonString());
                 return 0;
             }
 
             var status = JsonDocument.Parse(body).RootElement;
-            var table = new Table().AddColumns("node", "role", "term", "leader", "commit", "applied", "tree size", "last checkpoint");
+            var table = new Table().AddColumns("node", "role", "term", "leader", "commit", "applied", "tree size", "last checkpoint", "ready", "resources", "patients");
             table.AddRow(Text(status, "nodeId"), Text(status, "role"), Text(status, "term"), Text(status, "leaderId"), Text(status, "commitIndex"),
-                Text(status, "appliedIndex"), Text(status, "treeSize"), Text(status, "latestCheckpointIndex"));
+                Text(status, "appliedIndex"), Text(status, "treeSize"), Text(status, "latestCheckpointIndex"), Text(ready, "status"), Text(ready, "resources"), Text(ready, "patients"));
             AnsiConsole.Write(table);
             var members = new Table().AddColumns("member", "raft", "http", "state", "leader");
             foreach (var member in status.GetProperty("members").EnumerateArray())

@@ -150,13 +150,14 @@ public static class NodeHost
     {
         var status = node.Status();
         var problems = new List<string>();
+        (long Resources, long Patients) records = default;
         if (status.LeaderId is null)
             problems.Add("no leader is known");
         if (status.AppliedIndex < status.CommitIndex)
             problems.Add($"applied {status.AppliedIndex} of {status.CommitIndex} committed entries");
         try
         {
-            using var connection = store.Open();
+            records = store.Counts();
         }
         catch (Microsoft.Data.Sqlite.SqliteException)
         {
@@ -164,7 +165,7 @@ public static class NodeHost
         }
 
         return problems.Count == 0
-            ? Results.Ok(new { status = "ready", status.CommitIndex, status.AppliedIndex })
+            ? Results.Ok(new { status = "ready", status.CommitIndex, status.AppliedIndex, records.Resources, records.Patients })
             : Results.Json(new { status = "not ready", problems }, statusCode: StatusCodes.Status503ServiceUnavailable);
     }
 

@@ -12,6 +12,13 @@ public sealed partial class RecordStore
             "SELECT version, owner, deleted FROM current WHERE type = @type AND id = @id", new { type, id });
     }
 
+    /// <summary>How many resources are current (not deleted), and how many patients have records here.</summary>
+    public (long Resources, long Patients) Counts()
+    {
+        using var connection = Open();
+        return connection.QuerySingle<(long, long)>("SELECT (SELECT COUNT(*) FROM current WHERE deleted = 0), (SELECT COUNT(*) FROM patient_keys)");
+    }
+
     /// <summary>Records a deletion as a new version without a body.</summary>
     /// <returns>The deletion's version number.</returns>
     public int Delete(string type, string id, int currentVersion, long now)

@@ -88,6 +88,10 @@ public sealed class OperatorJourneyTests
             string[] mint = ["token", "--key", issuer];
             await NodeProcess.RunToolAsync(["load", samples, "--url", nodes[0].HttpUrl.ToString(), "--token", await NodeProcess.RunToolAsync([.. mint, "--role", "operator"]), "--cacert", authority]);
 
+            var loaded = JsonDocument.Parse(await NodeProcess.RunToolAsync(["status", "--url", nodes[0].HttpUrl.ToString(), "--cacert", authority, "--json"])).RootElement;
+            Assert.Equal(2, loaded.GetProperty("readiness").GetProperty("patients").GetInt64());
+            Assert.True(loaded.GetProperty("readiness").GetProperty("resources").GetInt64() > 100);
+
             var clinician = await NodeProcess.RunToolAsync([.. mint, "--role", "clinician", "--org", "node1"]);
             async Task<string> ReadAsync(string relative)
             {
