@@ -18,7 +18,7 @@ internal static class SampleLoader
             throw new CommandLineFailure($"{folder.FullName} holds no .json bundles.");
         var everywhere = Enumerable.Range(0, nodeCount).ToArray();
         var shared = files.Where(IsShared).OrderBy(f => f.Name.StartsWith("hospitalInformation", StringComparison.Ordinal) ? 0 : 1).Select(f => (f, everywhere));
-        var patients = files.Where(f => !IsShared(f)).Select((f, i) => (f, i % 4 == 0 ? new[] { i % nodeCount, (i + 1) % nodeCount } : [i % nodeCount]));
+        var patients = files.Where(f => !IsShared(f)).Select((f, i) => (f, (i % 4 == 0 ? new[] { i % nodeCount, (i + 1) % nodeCount } : [i % nodeCount]).Distinct().ToArray()));
         return [.. shared, .. patients];
     }
 
