@@ -57,7 +57,8 @@ internal static class NodeCommands
         var tlsAuthority = new Option<FileInfo>("--tls-ca") { Description = "The consortium CA certificate (PEM) every member's certificate must chain to." };
         var logFormat = new Option<string>("--log-format") { Description = "plain (one line per event) or json (one JSON object per line, with request ids).", DefaultValueFactory = _ => "plain" };
         logFormat.AcceptOnlyFromAmong("plain", "json");
-        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { config, nodeId, http, data, members, snapshotInterval, join, pseudonymKey, devIssuerKey, tlsCertificate, tlsKey, tlsAuthority, logFormat };
+        var rateLimit = new Option<int>("--rate-limit") { Description = "Requests a second one client (token subject, else address) may make to /fhir and /portal; 0 turns the limit off.", DefaultValueFactory = _ => 5000 };
+        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { config, nodeId, http, data, members, snapshotInterval, join, pseudonymKey, devIssuerKey, tlsCertificate, tlsKey, tlsAuthority, logFormat, rateLimit };
         command.SetAction(async (result, token) =>
         {
             // Command line over environment over file.
@@ -98,6 +99,7 @@ internal static class NodeCommands
                 DevIssuerKeyFile = settled.DevIssuerKey,
                 Identity = identity,
                 JsonLogs = settled.LogFormat == "json",
+                RateLimitPerSecond = result.GetValue(rateLimit),
             };
             var app = await NodeHost.StartAsync(settings, token).ConfigureAwait(false);
             await using (app.ConfigureAwait(false))

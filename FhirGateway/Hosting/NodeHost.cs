@@ -70,6 +70,7 @@ public static class NodeHost
         AddRecords(builder.Services, settings);
         builder.Services.AddNodeAuthentication(builder.Configuration, DevTokenIssuer.LoadOrCreate(settings.DevIssuerKeyFile ?? Path.Combine(settings.DataDirectory, "keys", "dev-issuer.pem")));
         builder.Services.AddPortal();
+        builder.Services.AddClientRateLimits(settings.RateLimitPerSecond);
         builder.Services.AddExceptionHandler<OperationOutcomeHandler>();
         builder.Services.AddProblemDetails();
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase);
@@ -114,6 +115,7 @@ public static class NodeHost
         app.UsePortalSecurityHeaders();
         app.UseAuthentication();
         app.UseAuthorization();
+        app.UseRateLimiter();
         app.MapGet("/healthz", () => TypedResults.Ok(new { status = "up" }));
         app.MapGet("/readyz", Readiness);
         app.MapPrometheusScrapingEndpoint("/metrics");

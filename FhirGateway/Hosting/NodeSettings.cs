@@ -18,6 +18,9 @@ public sealed record NodeSettings(string NodeId, Uri HttpUrl, string DataDirecto
     /// <summary>The dev token issuer's key file (demo and tests); made on first start when missing.</summary>
     public string? DevIssuerKeyFile { get; init; }
 
+    /// <summary>Requests a second one client may make to /fhir and /portal (bursts of as many); 0 turns the limit off.</summary>
+    public int RateLimitPerSecond { get; init; } = 5000;
+
     /// <summary>Whether logs are JSON objects, one per line, instead of plain lines.</summary>
     public bool JsonLogs { get; init; }
 

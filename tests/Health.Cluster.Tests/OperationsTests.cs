@@ -138,3 +138,50 @@ public sealed class NodeConfigurationTests
         }
     }
 }
+
+/// <summary>One client cannot flood a node's FHIR API; other clients and the members are not held back.</summary>
+public sealed class RateLimitTests
+{
+    [Fact]
+    public async Task A_client_over_its_rate_gets_429_with_an_OperationOutcome_and_others_go_on()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var token = timeout.Token;
+        using var cluster = new LedgerCluster(3, "--rate-limit", "20");
+        await cluster.WaitForLeaderAsync(token);
+        var node = cluster.Nodes[0];
+        var greedy = await cluster.MintTokenAsync("--role", "clinician", "--org", "node1", "--subject", "greedy");
+        var other = await cluster.MintTokenAsync("--role", "clinician", "--org", "node1", "--subject", "other");
+        async Task<HttpResponseMessage> SearchAsync(string bearer)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(node.HttpUrl, "/fhir/Organization?_count=1"));
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+            return await cluster.Client.SendAsync(request, token);
+        }
+
+        var statuses = new List<HttpStatusCode>();
+        HttpResponseMessage? refused = null;
+        for (var i = 0; i < 60; i++)
+        {
+            var response = await SearchAsync(greedy);
+            statuses.Add(response.StatusCode);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+                refused ??= response;
+            else
+                response.Dispose();
+        }
+
+        Assert.Contains(HttpStatusCode.OK, statuses);
+        Assert.NotNull(refused);
+        using (refused)
+        {
+            Assert.Equal("1", refused.Headers.GetValues("Retry-After").Single());
+            Assert.Contains("\"throttled\"", await refused.Content.ReadAsStringAsync(token), StringComparison.Ordinal);
+        }
+
+        using (var fine = await SearchAsync(other))
+            Assert.Equal(HttpStatusCode.OK, fine.StatusCode);
+        var index = await cluster.AppendAsync(node, "members are not limited", token);
+        await cluster.WaitForConvergenceAsync(index, token);
+    }
+}
