@@ -79,7 +79,7 @@ public sealed class LedgerDurabilityTests
         }
     }
 
-    private static async Task AssertEveryAcknowledgedAppendPresentOnceAsync(
+    internal static async Task AssertEveryAcknowledgedAppendPresentOnceAsync(
         LedgerCluster cluster, long treeSize, IReadOnlyDictionary<string, long> acknowledged, CancellationToken token)
     {
         var perNode = await Task.WhenAll(cluster.Nodes.Select(n => cluster.ReadAllEntriesAsync(n, treeSize, token)));

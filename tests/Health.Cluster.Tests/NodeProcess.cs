@@ -80,8 +80,23 @@ public sealed class NodeProcess : IDisposable
         }
     }
 
+    /// <summary>SIGSTOP: the process freezes as a partitioned or very slow node would.</summary>
+    public void Pause() => Signal("STOP");
+
+    /// <summary>SIGCONT after <see cref="Pause"/>.</summary>
+    public void Resume() => Signal("CONT");
+
+    private void Signal(string signal)
+    {
+        if (process is not { HasExited: false } running)
+            return;
+        using var kill = Process.Start("kill", [$"-{signal}", running.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     public void Dispose()
     {
+        Resume();
         Kill();
         process?.Dispose();
     }
