@@ -136,6 +136,16 @@ public sealed partial class LedgerNode : IAsyncDisposable
             },
             stateMachine);
 
+        // After a crash the log keeps only what it had flushed; a projection applied beyond that may
+        // hold entries the group will replace. Rebuild it from the newest snapshot and the log
+        // rather than skip the replacements and diverge.
+        if (store.RaftIndex > log.LastEntryIndex)
+        {
+            LogProjectionAhead(logger, store.RaftIndex, log.LastEntryIndex);
+            stateMachine.ResetProjection();
+            await stateMachine.RestoreAsync(token).ConfigureAwait(false);
+        }
+
         var self = options.Self;
         var configuration = new RaftCluster.TcpConfiguration(self.RaftEndPoint)
         {
@@ -266,6 +276,9 @@ public sealed partial class LedgerNode : IAsyncDisposable
         lifetime.Dispose();
         inFlight.Dispose();
     }
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "The projection reached Raft index {ProjectionIndex} but the log kept only {LogIndex}; rebuilding the projection from the snapshot and the group")]
+    private static partial void LogProjectionAhead(ILogger logger, long projectionIndex, long logIndex);
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Ledger node {NodeId} started on {RaftEndPoint}: projection at Raft index {RaftIndex}, tree size {TreeSize}")]
     private static partial void LogStarted(ILogger logger, string nodeId, IPEndPoint raftEndPoint, long raftIndex, long treeSize);

@@ -194,6 +194,18 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>
+    /// Forgets the projection: it holds entries the Raft log no longer has (the log's unflushed tail
+    /// was dropped at start-up), so it is rebuilt from the newest snapshot and the log.
+    /// </summary>
+    public void ResetProjection()
+    {
+        store.ResetToEmpty();
+        ReloadTree();
+        Volatile.Write(ref appliedRaftIndex, 0);
+        lastSnapshotRaftIndex = 0;
+    }
+
     private void ReloadTree()
     {
         tree.Clear();

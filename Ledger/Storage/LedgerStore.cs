@@ -171,6 +171,17 @@ public sealed partial class LedgerStore : IDisposable
         return connection.QuerySingle<long>("SELECT raft_index FROM state WHERE id = 1");
     }
 
+    /// <summary>Empties the projection, to be rebuilt from the Raft log and snapshots.</summary>
+    internal void ResetToEmpty()
+    {
+        writer.Dispose();
+        SqliteConnection.ClearAllPools();
+        foreach (var suffix in new[] { string.Empty, "-wal", "-shm" })
+            File.Delete(path + suffix);
+        writer = Open();
+        Interlocked.Increment(ref membershipVersion);
+    }
+
     /// <summary>Replaces the whole projection with a copy made by <see cref="CopyTo"/> (snapshot installation).</summary>
     internal void ReplaceWith(string source)
     {
