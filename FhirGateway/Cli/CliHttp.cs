@@ -1,4 +1,5 @@
 using System.Security.Cryptography.X509Certificates;
+using Health.Ledger.Security;
 
 namespace Health.FhirGateway.Cli;
 
@@ -28,16 +29,8 @@ internal static class CliHttp
             throw new CommandLineFailure($"--cacert could not be read: {e.Message}");
         }
 
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-        {
-            if (certificate is not X509Certificate2 server)
-                return false;
-            using var chain = new X509Chain();
-            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-            chain.ChainPolicy.CustomTrustStore.Add(trusted);
-            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-            return chain.Build(server);
-        };
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _)
+            => certificate is X509Certificate2 server && ConsortiumIdentity.ChainsTo(server, trusted);
         return handler;
     }
 }

@@ -63,13 +63,22 @@ public sealed class ConsortiumIdentity : IDisposable
     public static string Fingerprint(X509Certificate2 certificate) => Convert.ToHexStringLower(SHA256.HashData(certificate.RawData));
 
     /// <summary>Whether a certificate chains to the consortium CA (and to nothing else) and is valid now.</summary>
-    public bool IsIssuedByConsortium(X509Certificate2 certificate)
+    public bool IsIssuedByConsortium(X509Certificate2 certificate) => ChainsTo(certificate, Authority);
+
+    /// <summary>
+    /// Whether <paramref name="certificate"/> chains to <paramref name="authority"/> and to nothing
+    /// else, valid at <paramref name="at"/> (now when null). Revocation is not checked: removal is
+    /// the ledger's business.
+    /// </summary>
+    public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2 authority, DateTime? at = null)
     {
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(Authority);
+        chain.ChainPolicy.CustomTrustStore.Add(authority);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        return chain.Build(certificate) && chain.ChainElements[^1].Certificate.RawData.AsSpan().SequenceEqual(Authority.RawData);
+        if (at is { } time)
+            chain.ChainPolicy.VerificationTime = time;
+        return chain.Build(certificate) && chain.ChainElements[^1].Certificate.RawData.AsSpan().SequenceEqual(authority.RawData);
     }
 
     /// <summary>

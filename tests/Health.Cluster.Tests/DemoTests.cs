@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -63,16 +62,7 @@ public sealed partial class DemoTests
             var authority = CertificateAuthority().Match(printed).Groups[1].Value.Trim();
             Assert.NotEmpty(token);
 
-            using var trusted = X509CertificateLoader.LoadCertificateFromFile(authority);
-            using var handler = new SocketsHttpHandler();
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-            {
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.Add(trusted);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return certificate is X509Certificate2 server && chain.Build(server);
-            };
+            using var handler = LedgerCluster.TrustingHandler(authority);
             using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
             using var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"https://127.0.0.1:{httpBase + 1}/fhir/Patient?_count=1"));
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);

@@ -29,7 +29,7 @@ public sealed class LedgerCluster : IDisposable
         if (tls)
         {
             Health.Ledger.Security.ConsortiumCertificates.EnsureAuthority(AuthorityFolder);
-            Client = new HttpClient(new SocketsHttpHandler { SslOptions = { RemoteCertificateValidationCallback = (_, certificate, _, _) => TrustsServer(certificate) } })
+            Client = new HttpClient(TrustingHandler(Path.Combine(AuthorityFolder, Health.Ledger.Security.ConsortiumCertificates.AuthorityFile)))
             {
                 Timeout = TimeSpan.FromSeconds(40),
             };
@@ -76,17 +76,14 @@ public sealed class LedgerCluster : IDisposable
         return new NodeProcess(nodeId, new Uri($"{Scheme}://127.0.0.1:{httpPort}"), Path.Combine(root, nodeId), memberList, [.. shared, .. tlsArguments, .. extra]);
     }
 
-    private bool TrustsServer(System.Security.Cryptography.X509Certificates.X509Certificate? certificate)
+    /// <summary>An HTTP handler that trusts servers whose certificate chains to the consortium CA in <paramref name="authorityFile"/>.</summary>
+    public static SocketsHttpHandler TrustingHandler(string authorityFile)
     {
-        if (certificate is null)
-            return false;
-        using var authority = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(
-            Path.Combine(AuthorityFolder, Health.Ledger.Security.ConsortiumCertificates.AuthorityFile));
-        using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();
-        chain.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(authority);
-        chain.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
-        return chain.Build(new System.Security.Cryptography.X509Certificates.X509Certificate2(certificate));
+        var authority = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(authorityFile);
+        var handler = new SocketsHttpHandler();
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+            certificate is System.Security.Cryptography.X509Certificates.X509Certificate2 server && Health.Ledger.Security.ConsortiumIdentity.ChainsTo(server, authority);
+        return handler;
     }
 
     public IReadOnlyList<NodeProcess> Nodes => nodes;

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Health.Cluster.Tests.Fhir;
 
@@ -39,16 +38,7 @@ public sealed class OperatorJourneyTests
             }
 
             var authority = Path.Combine(ca, "consortium-ca.pem");
-            using var trusted = X509CertificateLoader.LoadCertificateFromFile(authority);
-            using var handler = new SocketsHttpHandler();
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-            {
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.Add(trusted);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return certificate is X509Certificate2 server && chain.Build(server);
-            };
+            using var handler = LedgerCluster.TrustingHandler(authority);
             using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
             async Task<JsonElement?> StatusAsync(NodeProcess node)
             {
