@@ -38,14 +38,9 @@ public static class AuditEndpoints
                 : throw RequestFailure.Invalid("_since must be a FHIR instant.");
         }
 
-        string? patientKey = null;
-        if (query["patient"].FirstOrDefault() is { } patient)
-        {
-            var bar = patient.IndexOf('|', StringComparison.Ordinal);
-            patientKey = bar > 0 && patient[..bar] == PatientPseudonyms.PatientKeySystem ? patient[(bar + 1)..].ToLowerInvariant()
-                : bar > 0 && patient[..bar] == PatientPseudonyms.SsnSystem ? pseudonyms.KeyOf(patient[..bar], patient[(bar + 1)..])
-                : throw RequestFailure.Invalid($"Name the patient as {PatientPseudonyms.PatientKeySystem}|key or {PatientPseudonyms.SsnSystem}|value.");
-        }
+        var patientKey = query["patient"].FirstOrDefault() is { } patient
+            ? pseudonyms.KeyOfToken(patient) ?? throw RequestFailure.Invalid($"Name the patient as {PatientPseudonyms.TokenForms}.")
+            : null;
 
         var id = exports.Start(new AuditFilter(patientKey, query["organization"].FirstOrDefault(), since), $"{context.Request.Path}{context.Request.QueryString}");
         context.Response.Headers.ContentLocation = $"{Base(context)}/$export-status/{id}";

@@ -32,14 +32,9 @@ public static class AuditEventSearch
     {
         SmartAccess.From(context.User).RequireRole("auditor");
         var query = context.Request.Query;
-        string? patientKey = null;
-        if (query["patient"].FirstOrDefault() is { } patient)
-        {
-            var bar = patient.IndexOf('|', StringComparison.Ordinal);
-            patientKey = bar > 0 && patient[..bar] == PatientPseudonyms.PatientKeySystem ? patient[(bar + 1)..].ToLowerInvariant()
-                : bar > 0 && patient[..bar] == PatientPseudonyms.SsnSystem ? pseudonyms.KeyOf(patient[..bar], patient[(bar + 1)..])
-                : throw RequestFailure.Invalid($"Name the patient as {PatientPseudonyms.PatientKeySystem}|key or {PatientPseudonyms.SsnSystem}|value.");
-        }
+        var patientKey = query["patient"].FirstOrDefault() is { } patient
+            ? pseudonyms.KeyOfToken(patient) ?? throw RequestFailure.Invalid($"Name the patient as {PatientPseudonyms.TokenForms}.")
+            : null;
 
         long? from = null, to = null;
         foreach (var date in query["date"].OfType<string>())

@@ -227,12 +227,8 @@ public static partial class FhirEndpoints
             throw RequestFailure.Forbidden("Patients use Patient/{id}/$everything with their own id.");
         if (!federation.Enabled)
             throw new RequestFailure(StatusCodes.Status501NotImplemented, OperationOutcome.IssueType.NotSupported, "This node runs without mutual TLS, so it cannot gather records from other members.");
-        var identifier = context.Request.Query["identifier"].FirstOrDefault();
-        var bar = identifier?.IndexOf('|', StringComparison.Ordinal) ?? -1;
-        if (identifier is null || bar <= 0 || bar == identifier.Length - 1 || identifier[..bar] is not (PatientPseudonyms.SsnSystem or PatientPseudonyms.PatientKeySystem))
-            throw RequestFailure.Invalid($"Name the patient with identifier={PatientPseudonyms.SsnSystem}|value or {PatientPseudonyms.PatientKeySystem}|key.");
-        var (system, value) = (identifier[..bar], identifier[(bar + 1)..]);
-        await WriteFederatedAsync(context, federation, access, system == PatientPseudonyms.PatientKeySystem ? value.ToLowerInvariant() : pseudonyms.KeyOf(system, value), indexer).ConfigureAwait(false);
+        var patientKey = context.Request.Query["identifier"].FirstOrDefault() is { } identifier ? pseudonyms.KeyOfToken(identifier) : null;
+        await WriteFederatedAsync(context, federation, access, patientKey ?? throw RequestFailure.Invalid($"Name the patient with identifier={PatientPseudonyms.TokenForms}."), indexer).ConfigureAwait(false);
     }
 
     private static async Task WriteFederatedAsync(HttpContext context, FederatedRecords federation, SmartAccess access, string patientKey, SearchIndexer indexer)

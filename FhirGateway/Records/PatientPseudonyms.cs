@@ -23,6 +23,27 @@ public sealed class PatientPseudonyms(byte[] pseudonymKey, string identifierSyst
             ? KeyOf(identifierSystem, identifier.Value!)
             : Hash("urn:health-ledger:patient-id|" + patient.Id);
 
+    /// <summary>
+    /// The patient key named by <c>system|value</c>: a consortium identifier (<see cref="SsnSystem"/>)
+    /// or a key itself (<see cref="PatientKeySystem"/>); null for any other form or an empty value.
+    /// </summary>
+    public string? KeyOfToken(string token)
+    {
+        var bar = token.IndexOf('|', StringComparison.Ordinal);
+        if (bar <= 0 || bar == token.Length - 1)
+            return null;
+        var (system, value) = (token[..bar], token[(bar + 1)..]);
+        return system switch
+        {
+            PatientKeySystem => value.ToLowerInvariant(),
+            SsnSystem => KeyOf(system, value),
+            _ => null,
+        };
+    }
+
+    /// <summary>How a client names a patient by <see cref="KeyOfToken"/>, for messages.</summary>
+    public const string TokenForms = $"{SsnSystem}|value or {PatientKeySystem}|key";
+
     /// <summary>The patient key of the patient with this identifier (the same at every member).</summary>
     public string KeyOf(string system, string value) => Hash(system + "|" + value);
 
