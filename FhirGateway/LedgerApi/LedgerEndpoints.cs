@@ -35,7 +35,6 @@ public static class LedgerEndpoints
         ledger.MapPost("/members", AddMemberAsync).WithMetadata(new RequestSizeLimitAttribute(MaxAppendBody));
         ledger.MapDelete("/members/{nodeId}", RemoveMemberAsync);
         app.MapPost(LedgerNode.ReplicatePath, AcceptForwardedAsync).WithMetadata(new RequestSizeLimitAttribute(MaxForwardedBody));
-        app.MapGet(LedgerNode.DurablePath, PollDurableAsync);
         app.MapPost(LedgerNode.MembershipPath, AcceptForwardedMembershipAsync).WithMetadata(new RequestSizeLimitAttribute(MaxAppendBody));
         app.MapDelete(LedgerNode.MembershipPath, AcceptForwardedMembershipAsync).WithMetadata(new RequestSizeLimitAttribute(MaxAppendBody));
         return app;
@@ -185,14 +184,6 @@ public static class LedgerEndpoints
             throw RequestFailure.NotFound($"No member is called {nodeId}.");
         await node.RemoveMemberAsync(nodeId, context.RequestAborted).ConfigureAwait(false);
         return TypedResults.NoContent();
-    }
-
-    private static async Task<Results<NoContent, StatusCodeHttpResult>> PollDurableAsync(HttpContext context, LedgerNode node, long index)
-    {
-        RequireMember(context, node);
-        return await node.PollDurableAsync(index, context.RequestAborted).ConfigureAwait(false)
-            ? TypedResults.NoContent()
-            : TypedResults.StatusCode(StatusCodes.Status504GatewayTimeout);
     }
 
     private static async Task<NoContent> AcceptForwardedMembershipAsync(HttpContext context, LedgerNode node)

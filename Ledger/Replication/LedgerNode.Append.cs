@@ -36,14 +36,24 @@ public sealed partial class LedgerNode
 
     /// <summary>
     /// Accepts a batch a follower forwarded: stamps it with this leader's clock and replicates it.
-    /// Returns once it is committed and applied here.
+    /// Returns once it is committed.
     /// </summary>
     /// <exception cref="FormatException">The bytes are not an encoded batch.</exception>
     /// <exception cref="LedgerUnavailableException">This node is not the leader.</exception>
-    public Task AcceptForwardedBatchAsync(byte[] encoded, CancellationToken token)
+    public async Task AcceptForwardedBatchAsync(byte[] encoded, CancellationToken token)
     {
         CommandBatch.Decode(encoded);
-        return ReplicateAsLeaderAsync(encoded, token);
+        await ReplicateAsLeaderAsync(encoded, token).ConfigureAwait(false);
+
+        // The follower that forwarded it answers its client once it applies the batch: carry the new
+        // commit index to it now rather than at the next heartbeat.
+        try
+        {
+            await cluster.ForceReplicationAsync(token).ConfigureAwait(false);
+        }
+        catch (NotLeaderException)
+        {
+        }
     }
 
     private async Task RunAppenderAsync(CancellationToken token)
@@ -113,9 +123,8 @@ public sealed partial class LedgerNode
                 deadline.Token).ConfigureAwait(false);
 
             // The leader answered after commit; this node applies it once it learns the commit index.
-            var result = await applied.WaitAsync(deadline.Token).ConfigureAwait(false);
-            await EnsureMajorityDurableAsync(stateMachine.AppliedRaftIndex, deadline.Token).ConfigureAwait(false);
-            return result;
+            // Committed means on the disk of a majority (DurableWriteAheadLog), so applied here is enough.
+            return await applied.WaitAsync(deadline.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException e) when (!token.IsCancellationRequested)
         {
@@ -149,10 +158,6 @@ public sealed partial class LedgerNode
             throw new LedgerUnavailableException("This node is not the leader.");
         CommandBatch.Stamp(encoded, options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds());
         await cluster.ReplicateAsync(encoded, context: null, token).ConfigureAwait(false);
-
-        // Carry the new commit index to the followers now rather than at the next heartbeat, so
-        // they flush and apply it while the appender waits for a durable majority.
-        await ForceReplicationQuietlyAsync(token).ConfigureAwait(false);
     }
 
     private ResiliencePipeline CreateRetryPipeline() => new ResiliencePipelineBuilder()

@@ -127,7 +127,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
         var tree = new MerkleTree();
         var stateMachine = new LedgerStateMachine(root.CreateSubdirectory("snapshots"), store, tree, options.SnapshotInterval, logger);
         await stateMachine.RestoreAsync(token).ConfigureAwait(false);
-        var log = new WriteAheadLog(
+        var log = new DurableWriteAheadLog(
             new WriteAheadLog.Options
             {
                 Location = Path.Combine(root.FullName, "raft"),
