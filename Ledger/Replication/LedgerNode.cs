@@ -136,9 +136,9 @@ public sealed partial class LedgerNode : IAsyncDisposable
             },
             stateMachine);
 
-        // After a crash the log keeps only what it had flushed; a projection applied beyond that may
-        // hold entries the group will replace. Rebuild it from the newest snapshot and the log
-        // rather than skip the replacements and diverge.
+        // The projection applies only flushed entries, so it can be ahead of the log only when log
+        // files were lost or damaged. Its extra entries may not be the group's: rebuild it from the
+        // newest snapshot and the log rather than skip the group's entries and diverge.
         if (store.RaftIndex > log.LastEntryIndex)
         {
             LogProjectionAhead(logger, store.RaftIndex, log.LastEntryIndex);

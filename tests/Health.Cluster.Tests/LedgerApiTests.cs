@@ -142,15 +142,21 @@ public sealed class LedgerApiTests(RunningCluster running) : IClassFixture<Runni
     {
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
         var token = Token;
-        while (await timer.WaitForNextTickAsync(token))
+        try
         {
-            using var response = await cluster.Client.GetAsync(new Uri(node.HttpUrl, $"/ledger/entries/{index}/receipt"), token);
-            if (response.StatusCode == HttpStatusCode.OK)
-                return await response.Content.ReadFromJsonAsync<JsonElement>(token);
-            Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+            while (true)
+            {
+                await timer.WaitForNextTickAsync(token);
+                using var response = await cluster.Client.GetAsync(new Uri(node.HttpUrl, $"/ledger/entries/{index}/receipt"), token);
+                if (response.StatusCode == HttpStatusCode.OK)
+                    return await response.Content.ReadFromJsonAsync<JsonElement>(token);
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+            }
         }
-
-        throw new OperationCanceledException();
+        catch (OperationCanceledException e)
+        {
+            throw new InvalidOperationException($"No receipt for entry {index} at {node.NodeId} within a minute.\n{cluster.Diagnostics()}", e);
+        }
     }
 
     private static Receipt ParseReceipt(JsonElement json)

@@ -127,8 +127,10 @@ public sealed class LedgerCluster : IDisposable
         if (proposed.StatusCode != System.Net.HttpStatusCode.Created)
             throw new InvalidOperationException($"proposal: {(int)proposed.StatusCode} {await proposed.Content.ReadAsStringAsync(token)}");
         var index = (await proposed.Content.ReadFromJsonAsync<JsonElement>(token)).GetProperty("index").GetInt64();
+        var lastVoter = proposer;
         foreach (var voter in Nodes.Where(n => n.IsRunning).Take(approvals))
         {
+            lastVoter = voter;
             using var vote = new HttpRequestMessage(HttpMethod.Post, new Uri(voter.HttpUrl, $"/ledger/governance/proposals/{index}/votes"));
             vote.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", await MintTokenAsync("--role", "operator", "--org", voter.NodeId));
             using var voted = await Client.SendAsync(vote, token);
@@ -136,6 +138,9 @@ public sealed class LedgerCluster : IDisposable
                 throw new InvalidOperationException($"vote at {voter.NodeId}: {(int)voted.StatusCode} {await voted.Content.ReadAsStringAsync(token)}");
         }
 
+        // An answer means applied where it was posted; the caller goes on to ask every member.
+        var size = (await TryStatusAsync(lastVoter, token))?.TreeSize ?? index;
+        await WaitForConvergenceAsync(size, token);
         return index;
     }
 

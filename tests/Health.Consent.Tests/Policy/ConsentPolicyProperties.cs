@@ -36,8 +36,10 @@ public class ConsentPolicyProperties
     {
         if (HasDeny(revoked.Provision))
             return true;
-        var before = ConsentPolicy.Decide([.. grants, revoked], request);
-        var after = ConsentPolicy.Decide(grants.Where(g => g.ConsentId != revoked.ConsentId).ToArray(), request);
+        // Consent ids are unique on the ledger: the other grants never share the revoked one's.
+        var others = grants.Where(g => g.ConsentId != revoked.ConsentId).ToArray();
+        var before = ConsentPolicy.Decide([.. others, revoked], request);
+        var after = ConsentPolicy.Decide(others, request);
         return !after.Permitted || before.Permitted;
     }
 
