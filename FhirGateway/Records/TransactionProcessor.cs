@@ -35,6 +35,11 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
         var planned = PlanEntries(bundle);
         ResolveReferences(planned);
 
+        // Creates need nothing from the database: serialise and index them in parallel, before the
+        // write transaction, so concurrent bundles hold SQLite's write lock only for their rows.
+        var ready = new PreparedWrite?[planned.Count];
+        Parallel.ForEach(planned.Where(e => e is { Method: Bundle.HTTPVerb.POST, ExistingId: null }), entry => ready[entry.Position] = Prepare(entry, 1, now));
+
         var byPatient = new Dictionary<string, List<StoredResource>>(StringComparer.Ordinal);
         var patients = new List<Patient>();
         var responses = new Bundle.EntryComponent[planned.Count];
@@ -56,29 +61,35 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
                 continue;
             }
 
-            var resource = entry.Resource!;
-            var version = entry.Method == Bundle.HTTPVerb.PUT ? CheckUpdate(writer, entry) + 1 : 1;
-            resource.Id = entry.Id;
-            resource.Meta ??= new Meta();
-            resource.Meta.VersionId = version.ToString(CultureInfo.InvariantCulture);
-            resource.Meta.LastUpdated = now;
-            var owner = OwnerOf(resource);
-            if (entry.Method == Bundle.HTTPVerb.PUT && writer.Current(entry.Type, entry.Id)!.Value.Owner != owner)
+            var write = ready[entry.Position] ?? Prepare(entry, CheckUpdate(writer, entry) + 1, now);
+            var stored = write.Stored;
+            if (entry.Method == Bundle.HTTPVerb.PUT && writer.Current(entry.Type, entry.Id)!.Value.Owner != stored.Owner)
                 throw new RequestFailure(StatusCodes.Status422UnprocessableEntity, OperationOutcome.IssueType.BusinessRule, $"Entry {entry.Position}: an update may not move a resource to another patient.");
-            var stored = new StoredResource(entry.Type, entry.Id, version, owner, now.ToUnixTimeMilliseconds(), FhirJson.ToUtf8(resource));
-            var (tokens, dates) = indexer.Index(resource);
-            writer.Write(stored, tokens, dates, createKey: version == 1, resource is Patient patient ? pseudonyms.KeyOf(patient) : null);
-            if (owner != RecordStore.NodeOwner)
-                (byPatient.TryGetValue(owner, out var list) ? list : byPatient[owner] = []).Add(stored);
-            if (resource is Patient created && version == 1)
+            writer.Write(stored, write.Tokens, write.Dates, createKey: stored.Version == 1, write.PatientKey);
+            if (stored.Owner != RecordStore.NodeOwner)
+                (byPatient.TryGetValue(stored.Owner, out var list) ? list : byPatient[stored.Owner] = []).Add(stored);
+            if (entry.Resource is Patient created && stored.Version == 1)
                 patients.Add(created);
-            responses[entry.Position] = Response(entry, $"{entry.Type}/{entry.Id}/_history/{version.ToString(CultureInfo.InvariantCulture)}", version == 1 ? "201 Created" : "200 OK");
+            responses[entry.Position] = Response(entry, $"{entry.Type}/{entry.Id}/_history/{stored.Version.ToString(CultureInfo.InvariantCulture)}", stored.Version == 1 ? "201 Created" : "200 OK");
         }
 
         writer.Commit();
         var response = new Bundle { Type = Bundle.BundleType.TransactionResponse };
         response.Entry.AddRange(responses);
         return new Outcome(response, byPatient, patients);
+    }
+
+    // A new version of an entry's resource: its id and meta set, serialised and indexed.
+    private PreparedWrite Prepare(PlannedEntry entry, int version, DateTimeOffset now)
+    {
+        var resource = entry.Resource!;
+        resource.Id = entry.Id;
+        resource.Meta ??= new Meta();
+        resource.Meta.VersionId = version.ToString(CultureInfo.InvariantCulture);
+        resource.Meta.LastUpdated = now;
+        var stored = new StoredResource(entry.Type, entry.Id, version, OwnerOf(resource), now.ToUnixTimeMilliseconds(), FhirJson.ToUtf8(resource));
+        var (tokens, dates) = indexer.Index(resource);
+        return new PreparedWrite(stored, tokens, dates, resource is Patient patient ? pseudonyms.KeyOf(patient) : null);
     }
 
     // The current version an update replaces, after its If-Match (a weak ETag) is checked.
@@ -221,6 +232,9 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
             hash.AppendData(resource.Json);
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
+
+    private sealed record PreparedWrite(StoredResource Stored, IReadOnlyList<(string Param, byte[] Token)> Tokens,
+        IReadOnlyList<(string Param, long Low, long High)> Dates, string? PatientKey);
 
     private sealed record PlannedEntry(int Position, Bundle.HTTPVerb Method, string Type, Resource? Resource, string? FullUrl, string Id, string? ExistingId, string? IfMatch);
 }
