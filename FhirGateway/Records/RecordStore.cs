@@ -28,7 +28,7 @@ public sealed partial class RecordStore : IDisposable
             CREATE TABLE IF NOT EXISTS current(seq INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
                 owner TEXT NOT NULL, last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, UNIQUE(type, id));
             CREATE TABLE IF NOT EXISTS versions(type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, last_updated INTEGER NOT NULL,
-                deleted INTEGER NOT NULL DEFAULT 0, body BLOB, PRIMARY KEY(type, id, version)) WITHOUT ROWID;
+                deleted INTEGER NOT NULL DEFAULT 0, body BLOB, UNIQUE(type, id, version));
             CREATE TABLE IF NOT EXISTS search_tokens(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, token BLOB NOT NULL);
             CREATE INDEX IF NOT EXISTS search_tokens_lookup ON search_tokens(type, param, token);
             CREATE INDEX IF NOT EXISTS search_tokens_owner ON search_tokens(type, id);

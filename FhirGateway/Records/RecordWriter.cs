@@ -13,7 +13,8 @@ public sealed class RecordWriter : IDisposable
     private readonly SqliteConnection connection;
     private readonly SqliteTransaction transaction;
     private readonly Dictionary<string, byte[]> keys = new(StringComparer.Ordinal);
-    private readonly SqliteCommand insertVersion, upsertCurrent, deleteTokens, deleteDates, insertToken, insertDate, upsertPatientKey;
+    private readonly SqliteCommand insertVersion, upsertCurrent, deleteTokens, deleteDates, upsertPatientKey;
+    private readonly BatchedInsert insertTokens, insertDates;
 
     internal RecordWriter(RecordStore store, SqliteConnection connection, SqliteTransaction transaction)
     {
@@ -27,9 +28,9 @@ public sealed class RecordWriter : IDisposable
             """, "$type", "$id", "$version", "$owner", "$updated");
         deleteTokens = Prepare("DELETE FROM search_tokens WHERE type = $type AND id = $id", "$type", "$id");
         deleteDates = Prepare("DELETE FROM search_dates WHERE type = $type AND id = $id", "$type", "$id");
-        insertToken = Prepare("INSERT INTO search_tokens(type, id, param, token) VALUES ($type, $id, $param, $token)", "$type", "$id", "$param", "$token");
+        insertTokens = new BatchedInsert(connection, transaction, "search_tokens", "type", "id", "param", "token");
         upsertPatientKey = Prepare("INSERT OR REPLACE INTO patient_keys(owner, patient_key) VALUES ($owner, $key)", "$owner", "$key");
-        insertDate = Prepare("INSERT INTO search_dates(type, id, param, low, high) VALUES ($type, $id, $param, $low, $high)", "$type", "$id", "$param", "$low", "$high");
+        insertDates = new BatchedInsert(connection, transaction, "search_dates", "type", "id", "param", "low", "high");
     }
 
     /// <summary>
@@ -48,21 +49,24 @@ public sealed class RecordWriter : IDisposable
         Run(upsertCurrent, resource.Type, resource.Id, resource.Version, resource.Owner, resource.LastUpdated);
         if (resource.Version > 1)
         {
-            // A first version has no index rows to replace.
+            // A first version has no index rows to replace (and none buffered: updates are written
+            // after every create of the bundle, and buffered rows are flushed before a delete).
+            FlushIndexRows();
             Run(deleteTokens, resource.Type, resource.Id);
             Run(deleteDates, resource.Type, resource.Id);
         }
 
         foreach (var (param, token) in tokens)
-            Run(insertToken, resource.Type, resource.Id, param, token);
+            insertTokens.Add(resource.Type, resource.Id, param, token);
         foreach (var (param, low, high) in dates)
-            Run(insertDate, resource.Type, resource.Id, param, low, high);
+            insertDates.Add(resource.Type, resource.Id, param, low, high);
     }
 
     /// <summary>Records a deletion as a new version without a body and drops the resource's index rows.</summary>
     /// <returns>The deletion's version number.</returns>
     public int Delete(string type, string id, int currentVersion, long now)
     {
+        FlushIndexRows();
         var version = currentVersion + 1;
         connection.Execute("INSERT INTO versions(type, id, version, last_updated, deleted, body) VALUES (@type, @id, @version, @now, 1, NULL)",
             new { type, id, version, now }, transaction);
@@ -79,7 +83,17 @@ public sealed class RecordWriter : IDisposable
             "SELECT version, owner, deleted FROM current WHERE type = @type AND id = @id", new { type, id }, transaction);
 
     /// <summary>Commits everything written.</summary>
-    public void Commit() => transaction.Commit();
+    public void Commit()
+    {
+        FlushIndexRows();
+        transaction.Commit();
+    }
+
+    private void FlushIndexRows()
+    {
+        insertTokens.Flush();
+        insertDates.Flush();
+    }
 
     private SqliteCommand Prepare(string sql, params string[] names)
     {
@@ -102,8 +116,10 @@ public sealed class RecordWriter : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
-        foreach (var command in new[] { insertVersion, upsertCurrent, deleteTokens, deleteDates, insertToken, insertDate, upsertPatientKey })
+        foreach (var command in new[] { insertVersion, upsertCurrent, deleteTokens, deleteDates, upsertPatientKey })
             command.Dispose();
+        insertTokens.Dispose();
+        insertDates.Dispose();
         transaction.Dispose();
         connection.Dispose();
     }
