@@ -17,11 +17,16 @@ internal sealed class BatchedInsert : IDisposable
     private readonly int columns;
     private readonly List<object> pending = [];
 
-    public BatchedInsert(SqliteConnection connection, SqliteTransaction transaction, string table, params string[] columnNames)
+    /// <param name="connection">The connection.</param>
+    /// <param name="transaction">The transaction the rows belong to.</param>
+    /// <param name="insert">The statement's verb: <c>INSERT</c>, or <c>INSERT OR IGNORE</c> where a repeated row is harmless.</param>
+    /// <param name="table">The table.</param>
+    /// <param name="columnNames">Its columns, in the order <see cref="Add"/> takes values.</param>
+    public BatchedInsert(SqliteConnection connection, SqliteTransaction transaction, string insert, string table, params string[] columnNames)
     {
         columns = columnNames.Length;
-        many = Prepare(connection, transaction, table, columnNames, RowsPerStatement);
-        one = Prepare(connection, transaction, table, columnNames, 1);
+        many = Prepare(connection, transaction, $"{insert} INTO {table}({string.Join(", ", columnNames)}) VALUES ", columnNames.Length, RowsPerStatement);
+        one = Prepare(connection, transaction, $"{insert} INTO {table}({string.Join(", ", columnNames)}) VALUES ", columnNames.Length, 1);
     }
 
     /// <summary>Adds a row; writes a full statement's worth when enough are buffered.</summary>
@@ -49,15 +54,15 @@ internal sealed class BatchedInsert : IDisposable
             pending.Clear();
     }
 
-    private static SqliteCommand Prepare(SqliteConnection connection, SqliteTransaction transaction, string table, string[] columnNames, int rows)
+    private static SqliteCommand Prepare(SqliteConnection connection, SqliteTransaction transaction, string head, int columns, int rows)
     {
         var command = connection.CreateCommand();
         command.Transaction = transaction;
-        var sql = new StringBuilder($"INSERT INTO {table}({string.Join(", ", columnNames)}) VALUES ");
+        var sql = new StringBuilder(head);
         for (var row = 0; row < rows; row++)
         {
             sql.Append(row == 0 ? "(" : ", (");
-            for (var column = 0; column < columnNames.Length; column++)
+            for (var column = 0; column < columns; column++)
             {
                 var name = $"$p{row}_{column}";
                 sql.Append(column == 0 ? name : ", " + name);

@@ -29,8 +29,8 @@ public sealed partial class RecordStore : IDisposable
                 owner TEXT NOT NULL, last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, UNIQUE(type, id));
             CREATE TABLE IF NOT EXISTS versions(type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, last_updated INTEGER NOT NULL,
                 deleted INTEGER NOT NULL DEFAULT 0, body BLOB, UNIQUE(type, id, version));
-            CREATE TABLE IF NOT EXISTS search_tokens(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, token BLOB NOT NULL);
-            CREATE INDEX IF NOT EXISTS search_tokens_lookup ON search_tokens(type, param, token);
+            CREATE TABLE IF NOT EXISTS search_tokens(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, token BLOB NOT NULL,
+                PRIMARY KEY(type, param, token, id)) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS search_tokens_owner ON search_tokens(type, id);
             CREATE TABLE IF NOT EXISTS search_dates(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL);
             CREATE INDEX IF NOT EXISTS search_dates_lookup ON search_dates(type, param, low);

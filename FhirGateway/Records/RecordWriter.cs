@@ -28,9 +28,9 @@ public sealed class RecordWriter : IDisposable
             """, "$type", "$id", "$version", "$owner", "$updated");
         deleteTokens = Prepare("DELETE FROM search_tokens WHERE type = $type AND id = $id", "$type", "$id");
         deleteDates = Prepare("DELETE FROM search_dates WHERE type = $type AND id = $id", "$type", "$id");
-        insertTokens = new BatchedInsert(connection, transaction, "search_tokens", "type", "id", "param", "token");
+        insertTokens = new BatchedInsert(connection, transaction, "INSERT OR IGNORE", "search_tokens", "type", "id", "param", "token");
         upsertPatientKey = Prepare("INSERT OR REPLACE INTO patient_keys(owner, patient_key) VALUES ($owner, $key)", "$owner", "$key");
-        insertDates = new BatchedInsert(connection, transaction, "search_dates", "type", "id", "param", "low", "high");
+        insertDates = new BatchedInsert(connection, transaction, "INSERT", "search_dates", "type", "id", "param", "low", "high");
     }
 
     /// <summary>
