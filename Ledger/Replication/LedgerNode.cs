@@ -126,15 +126,18 @@ public sealed partial class LedgerNode : IAsyncDisposable
         var admission = new Admission(store, founding);
         var tree = new MerkleTree();
         var stateMachine = new LedgerStateMachine(root.CreateSubdirectory("snapshots"), store, tree, options.SnapshotInterval, logger);
+        if (store.SetAsideAs is { } damagedProjection)
+            LogProjectionDamaged(logger, damagedProjection);
         await stateMachine.RestoreAsync(token).ConfigureAwait(false);
-        var log = new DurableWriteAheadLog(
-            new WriteAheadLog.Options
-            {
-                Location = Path.Combine(root.FullName, "raft"),
-                HashAlgorithm = WriteAheadLog.IntegrityHashAlgorithm.Crc32,
-                ChunkSize = 1 << 20,
-            },
-            stateMachine);
+        var logOptions = new WriteAheadLog.Options
+        {
+            Location = Path.Combine(root.FullName, "raft"),
+            HashAlgorithm = WriteAheadLog.IntegrityHashAlgorithm.Crc32,
+            ChunkSize = 1 << 20,
+        };
+        if (await LogIntegrityCheck.SetAsideIfDamagedAsync(logOptions, stateMachine, token).ConfigureAwait(false) is { } damagedLog)
+            LogLogDamaged(logger, damagedLog);
+        var log = new DurableWriteAheadLog(logOptions, stateMachine);
 
         // The projection applies only flushed entries, so it can be ahead of the log only when log
         // files were lost or damaged. Its extra entries may not be the group's: rebuild it from the
@@ -279,6 +282,12 @@ public sealed partial class LedgerNode : IAsyncDisposable
 
     [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "The projection reached Raft index {ProjectionIndex} but the log kept only {LogIndex}; rebuilding the projection from the snapshot and the group")]
     private static partial void LogProjectionAhead(ILogger logger, long projectionIndex, long logIndex);
+
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "The ledger projection failed SQLite's integrity check and was moved to {Path}; it is rebuilt from the snapshots and the log")]
+    private static partial void LogProjectionDamaged(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 1009, Level = LogLevel.Warning, Message = "The Raft log failed its integrity check and was moved to {Path}; this node receives the entries again from the group")]
+    private static partial void LogLogDamaged(ILogger logger, string path);
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Ledger node {NodeId} started on {RaftEndPoint}: projection at Raft index {RaftIndex}, tree size {TreeSize}")]
     private static partial void LogStarted(ILogger logger, string nodeId, IPEndPoint raftEndPoint, long raftIndex, long treeSize);

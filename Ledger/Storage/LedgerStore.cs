@@ -15,12 +15,42 @@ public sealed partial class LedgerStore : IDisposable
     private readonly IReadOnlyList<ILedgerProjection> projections;
     private SqliteConnection writer;
 
-    /// <summary>Opens (creating if needed) the projection at <paramref name="path"/>.</summary>
+    private const int SqliteCorrupt = 11, SqliteNotADatabase = 26;
+
+    /// <summary>
+    /// Opens (creating if needed) the projection at <paramref name="path"/>. A file that fails
+    /// SQLite's structural check is set aside (<see cref="SetAsideAs"/>) and an empty projection
+    /// started, to be rebuilt from snapshots and the log.
+    /// </summary>
     public LedgerStore(string path, IReadOnlyList<ILedgerProjection> projections)
     {
         this.path = Path.GetFullPath(path);
         this.projections = projections;
-        writer = Open();
+        writer = OpenChecked();
+    }
+
+    /// <summary>Where a damaged projection found at start-up was moved, or null.</summary>
+    public string? SetAsideAs { get; private set; }
+
+    private SqliteConnection OpenChecked()
+    {
+        try
+        {
+            var connection = Open();
+            if (connection.QuerySingle<string>("PRAGMA quick_check") == "ok")
+                return connection;
+            connection.Dispose();
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is SqliteCorrupt or SqliteNotADatabase)
+        {
+        }
+
+        SqliteConnection.ClearAllPools();
+        SetAsideAs = $"{path}.damaged-{DateTime.UtcNow:yyyyMMddTHHmmssZ}";
+        File.Move(path, SetAsideAs);
+        foreach (var suffix in new[] { "-wal", "-shm" })
+            File.Delete(path + suffix);
+        return Open();
     }
 
     /// <summary>Raft index of the last log entry reflected here.</summary>

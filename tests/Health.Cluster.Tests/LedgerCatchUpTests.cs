@@ -21,18 +21,58 @@ public sealed class LedgerCatchUpTests
     {
         await RunCatchUpAsync(async (cluster, follower, token) =>
         {
-            // Some entries first, so the follower has a log and snapshots of its own to rebuild from.
-            var leader = await cluster.WaitForLeaderAsync(token);
-            for (var i = 0; i < 120; i++)
-                await cluster.AppendAsync(leader, $"early{i}", token);
-            await cluster.WaitForConvergenceAsync(120, token);
+            await AppendEarlyEntriesAsync(cluster, token);
             follower.Kill();
             foreach (var file in Directory.EnumerateFiles(Path.Combine(follower.DataDirectory, "ledger"), "ledger.db*"))
                 File.Delete(file);
         }, expectSnapshotInstall: false);
     }
 
-    private static async Task RunCatchUpAsync(Func<LedgerCluster, NodeProcess, CancellationToken, Task> disturb, bool expectSnapshotInstall)
+    [Fact]
+    public async Task Torn_last_write_in_the_log_is_detected_and_recovered_from_the_group()
+    {
+        await RunCatchUpAsync(async (cluster, follower, token) =>
+        {
+            await AppendEarlyEntriesAsync(cluster, token);
+            follower.Kill();
+
+            // Cut the newest log chunk in the middle of its last entry, as a crash mid-write would.
+            var chunk = new DirectoryInfo(Path.Combine(follower.DataDirectory, "ledger", "raft", "data")).EnumerateFiles()
+                .OrderByDescending(f => f.LastWriteTimeUtc).First();
+            var bytes = File.ReadAllBytes(chunk.FullName);
+            var end = Array.FindLastIndex(bytes, b => b != 0);
+            Assert.True(end > 16, "the newest log chunk holds no entries");
+            using (var stream = new FileStream(chunk.FullName, FileMode.Open))
+                stream.SetLength(end - 8);
+        }, expectSnapshotInstall: false, expectWarning: "The Raft log failed its integrity check");
+    }
+
+    [Fact]
+    public async Task Corrupted_projection_is_rebuilt_from_the_log()
+    {
+        await RunCatchUpAsync(async (cluster, follower, token) =>
+        {
+            await AppendEarlyEntriesAsync(cluster, token);
+
+            // A clean stop folds SQLite's write-ahead log into the file; then damage its middle.
+            follower.Stop();
+            var database = Path.Combine(follower.DataDirectory, "ledger", "ledger.db");
+            var length = new FileInfo(database).Length;
+            using var stream = new FileStream(database, FileMode.Open) { Position = length / 2 };
+            stream.Write(Enumerable.Repeat((byte)0xA5, 16384).ToArray());
+        }, expectSnapshotInstall: false, expectWarning: "The ledger projection failed SQLite's integrity check");
+    }
+
+    // Some entries first, so the follower has a log and snapshots of its own.
+    private static async Task AppendEarlyEntriesAsync(LedgerCluster cluster, CancellationToken token)
+    {
+        var leader = await cluster.WaitForLeaderAsync(token);
+        for (var i = 0; i < 120; i++)
+            await cluster.AppendAsync(leader, $"early{i}", token);
+        await cluster.WaitForConvergenceAsync(120, token);
+    }
+
+    private static async Task RunCatchUpAsync(Func<LedgerCluster, NodeProcess, CancellationToken, Task> disturb, bool expectSnapshotInstall, string? expectWarning = null)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
         var token = timeout.Token;
@@ -58,6 +98,8 @@ public sealed class LedgerCatchUpTests
             Assert.Equal(onLeader.Select(e => e.GetProperty("canonical").GetString()), onFollower.Select(e => e.GetProperty("canonical").GetString()));
             if (expectSnapshotInstall)
                 Assert.Contains("Snapshot installed", follower.Output, StringComparison.Ordinal);
+            if (expectWarning is not null)
+                Assert.Contains(expectWarning, follower.Output, StringComparison.Ordinal);
         }
         catch (Exception e) when (e is not OperationCanceledException || timeout.IsCancellationRequested)
         {

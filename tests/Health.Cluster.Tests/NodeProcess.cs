@@ -80,6 +80,14 @@ public sealed class NodeProcess : IDisposable
         }
     }
 
+    /// <summary>SIGTERM, then waits for the node to shut down cleanly.</summary>
+    public void Stop()
+    {
+        expectedRunning = false;
+        Signal("TERM");
+        process?.WaitForExit();
+    }
+
     /// <summary>SIGSTOP: the process freezes as a partitioned or very slow node would.</summary>
     public void Pause() => Signal("STOP");
 
