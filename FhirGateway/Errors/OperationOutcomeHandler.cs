@@ -19,6 +19,9 @@ internal sealed partial class OperationOutcomeHandler(ILogger<OperationOutcomeHa
 
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
+        // The client went away: there is no one to answer, and nothing went wrong here.
+        if (context.RequestAborted.IsCancellationRequested)
+            return true;
         var (status, type, message) = exception switch
         {
             RequestFailure f => (f.StatusCode, f.IssueType, f.Message),

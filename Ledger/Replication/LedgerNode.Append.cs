@@ -157,7 +157,14 @@ public sealed partial class LedgerNode
         if (!IsLeader)
             throw new LedgerUnavailableException("This node is not the leader.");
         CommandBatch.Stamp(encoded, options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds());
-        await cluster.ReplicateAsync(encoded, context: null, token).ConfigureAwait(false);
+        try
+        {
+            await cluster.ReplicateAsync(encoded, context: null, token).ConfigureAwait(false);
+        }
+        catch (NotLeaderException e)
+        {
+            throw new LedgerUnavailableException("This node lost its leadership while replicating.", e);
+        }
     }
 
     private ResiliencePipeline CreateRetryPipeline() => new ResiliencePipelineBuilder()
