@@ -90,6 +90,10 @@ public sealed class AccessGate(LedgerNode ledger, ConsentLedger consents, Record
 
     private async Task<AccessRecord> AppendRequestAsync(AccessContext who, string patientKey, string custodian, string scope, string interaction, string? gateway, CancellationToken token)
     {
+        // Removal by governance withdraws the trust in an organisation's credentials, as an unknown
+        // issuer's would be: refused at the door, like a token that fails validation.
+        if (ledger.Admission.IsRemoved(who.Organization))
+            throw RequestFailure.Forbidden($"The organisation {who.Organization} was removed from the consortium; its clinicians no longer have access here.");
         var fields = new Dictionary<string, string>
         {
             ["requester"] = who.Requester,

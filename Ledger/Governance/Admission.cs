@@ -32,6 +32,15 @@ public sealed class Admission(LedgerStore store, IReadOnlyCollection<string> fou
         return row is { RemovedIdx: null, AdmittedIdx: not null } || (row is null or { RemovedIdx: null } && foundingMembers.Contains(nodeId));
     }
 
+    /// <summary>Whether a node, or the organisation it speaks for, has been removed from the consortium.</summary>
+    public bool IsRemoved(string nodeOrOrganization)
+    {
+        using var connection = store.OpenReader();
+        return connection.ExecuteScalar<bool>(
+            "SELECT EXISTS(SELECT 1 FROM admitted_nodes WHERE (node_id = @nodeOrOrganization OR organization = @nodeOrOrganization) AND removed_idx IS NOT NULL)",
+            new { nodeOrOrganization });
+    }
+
     /// <summary>Every proposal with its votes, newest first.</summary>
     public IReadOnlyList<Proposal> Proposals()
     {

@@ -70,7 +70,7 @@ public sealed class MutualTlsTests
         => cluster.Members.Single(m => m.StartsWith(nodeId + "=", StringComparison.Ordinal)).Split('=')[1].Split(':')[1];
 
     [Fact]
-    public async Task Members_replicate_over_mutual_tls_and_strangers_are_refused()
+    public async Task Members_replicate_over_mutual_tls_and_strangers_and_plain_http_are_refused()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var token = timeout.Token;
@@ -95,6 +95,13 @@ public sealed class MutualTlsTests
             Assert.True(await RaftAcceptsAsync(raft, member, token));
             Assert.False(await RaftAcceptsAsync(raft, stranger, token));
             Assert.False(await RaftAcceptsAsync(raft, unadmitted, token));
+
+            // Plain HTTP to the TLS port gets no answer, and the node goes on serving.
+            using var plain = new HttpClient();
+            var plainUrl = new UriBuilder(target.HttpUrl) { Scheme = Uri.UriSchemeHttp, Path = "/healthz" }.Uri;
+            await Assert.ThrowsAsync<HttpRequestException>(() => plain.GetAsync(plainUrl, token));
+            using var healthy = await cluster.Client.GetAsync(new Uri(target.HttpUrl, "/healthz"), token);
+            Assert.Equal(HttpStatusCode.OK, healthy.StatusCode);
         }
         catch (Exception e) when (e is not OperationCanceledException || timeout.IsCancellationRequested)
         {

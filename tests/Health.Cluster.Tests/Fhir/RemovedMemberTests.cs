@@ -1,0 +1,62 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+
+namespace Health.Cluster.Tests.Fhir;
+
+/// <summary>A member removed by governance takes its clinicians' access with it.</summary>
+public sealed class RemovedMemberTests
+{
+    [SyntheaFact]
+    public async Task Clinicians_of_a_removed_member_are_denied_what_the_patient_granted()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var token = timeout.Token;
+        using var cluster = new LedgerCluster();
+        try
+        {
+            await cluster.WaitForLeaderAsync(token);
+            var custodian = cluster.Nodes[0];
+            var patient = await IngestFirstPatientAsync(cluster, custodian, token);
+            var patientToken = await cluster.MintTokenAsync("--role", "patient", "--patient", patient);
+            using (var grant = await SendAsync(cluster, HttpMethod.Post, custodian, "Consent", patientToken, ConsentTests.ConsentJson(patient, "node3"), token))
+                Assert.Equal(HttpStatusCode.Created, grant.StatusCode);
+
+            var clinician = await cluster.MintTokenAsync("--role", "clinician", "--org", "node3", "--practitioner", "p-node3");
+            using (var allowed = await SendAsync(cluster, HttpMethod.Get, custodian, $"Patient/{patient}", clinician, null, token))
+                Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+
+            await cluster.ProposeAndApproveAsync("remove", "node3", string.Empty, approvals: 2, token);
+
+            using var denied = await SendAsync(cluster, HttpMethod.Get, custodian, $"Patient/{patient}", clinician, null, token);
+            Assert.Equal(HttpStatusCode.Forbidden, denied.StatusCode);
+            Assert.Contains("removed from the consortium", await denied.Content.ReadAsStringAsync(token), StringComparison.Ordinal);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || timeout.IsCancellationRequested)
+        {
+            throw new InvalidOperationException(cluster.Diagnostics(), e);
+        }
+    }
+
+    private static async Task<string> IngestFirstPatientAsync(LedgerCluster cluster, NodeProcess node, CancellationToken token)
+    {
+        var operatorToken = await cluster.MintTokenAsync("--role", "operator");
+        using var posted = await SendAsync(cluster, HttpMethod.Post, node, string.Empty, operatorToken, File.ReadAllText(SyntheaData.PatientBundles.First()), token);
+        Assert.Equal(HttpStatusCode.OK, posted.StatusCode);
+        var response = await posted.Content.ReadFromJsonAsync<JsonElement>(token);
+        return response.GetProperty("entry").EnumerateArray()
+            .Select(e => e.GetProperty("response").GetProperty("location").GetString()!)
+            .First(l => l.StartsWith("Patient/", StringComparison.Ordinal)).Split('/')[1];
+    }
+
+    private static async Task<HttpResponseMessage> SendAsync(LedgerCluster cluster, HttpMethod method, NodeProcess node, string relative, string bearer, string? body, CancellationToken token)
+    {
+        using var request = new HttpRequestMessage(method, new Uri(node.HttpUrl, "/fhir/" + relative));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        if (body is not null)
+            request.Content = new StringContent(body, Encoding.UTF8, "application/fhir+json");
+        return await cluster.Client.SendAsync(request, token);
+    }
+}
