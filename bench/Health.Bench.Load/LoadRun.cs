@@ -1,0 +1,82 @@
+using System.Diagnostics;
+
+namespace Health.Bench.Load;
+
+/// <summary>What one bounded run measured.</summary>
+/// <param name="Name">The scenario and its setting.</param>
+/// <param name="Clients">Concurrent clients.</param>
+/// <param name="Ok">Requests answered as the scenario expects.</param>
+/// <param name="Failed">Requests that failed or got another answer.</param>
+/// <param name="Seconds">Wall time of the run.</param>
+/// <param name="LatenciesMs">Latency of every answered request, sorted.</param>
+/// <param name="CpuSeconds">CPU seconds each node used during the run.</param>
+/// <param name="PeakMemoryMiB">Each node's peak resident memory at the end of the run.</param>
+/// <param name="DriverCpuSeconds">CPU seconds the driver itself used (it shares the machine with the nodes).</param>
+internal sealed record LoadResult(string Name, int Clients, int Ok, int Failed, double Seconds, double[] LatenciesMs, IReadOnlyList<double> CpuSeconds, IReadOnlyList<double> PeakMemoryMiB,
+    double DriverCpuSeconds)
+{
+    /// <summary>Answered requests per second.</summary>
+    public double Throughput => Ok / Seconds;
+
+    /// <summary>The latency below which the given share of requests fell, in milliseconds.</summary>
+    public double Percentile(double share) => LatenciesMs.Length == 0 ? double.NaN : LatenciesMs[(int)Math.Min(LatenciesMs.Length - 1, Math.Ceiling(share * LatenciesMs.Length) - 1)];
+}
+
+/// <summary>
+/// A closed loop: <c>clients</c> tasks send requests back to back until <c>requests</c> have been
+/// sent or <c>limit</c> has passed, whichever comes first. The same requests run for ten seconds
+/// first, unmeasured, so that the figures are those of nodes whose code the JIT has optimised and
+/// whose heaps and connection pools have grown to the load.
+/// </summary>
+internal static class LoadRun
+{
+    private const int MaxWarmUpRequests = 200_000;
+    private static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(10);
+
+    /// <summary>Runs one request; true when the answer is the one the scenario expects.</summary>
+    public delegate Task<bool> Request(int sequence, CancellationToken token);
+
+    public static async Task<LoadResult> RunAsync(string name, NodeCluster cluster, int clients, int requests, TimeSpan limit, Request request, CancellationToken token)
+    {
+        await MeasureAsync(name, cluster, clients, MaxWarmUpRequests, WarmUp, request, token).ConfigureAwait(false);
+        return await MeasureAsync(name, cluster, clients, requests, limit, request, token).ConfigureAwait(false);
+    }
+
+    private static async Task<LoadResult> MeasureAsync(string name, NodeCluster cluster, int clients, int requests, TimeSpan limit, Request request, CancellationToken token)
+    {
+        var latencies = new double[requests];
+        var answered = new bool[requests];
+        var next = -1;
+        var failed = 0;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(token);
+        deadline.CancelAfter(limit);
+        var cpuBefore = cluster.CpuSeconds();
+        var driverBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, clients).Select(_ => Task.Run(async () =>
+        {
+            int sequence;
+            while (!deadline.IsCancellationRequested && (sequence = Interlocked.Increment(ref next)) < requests)
+            {
+                var started = Stopwatch.GetTimestamp();
+                try
+                {
+                    answered[sequence] = await request(sequence, deadline.Token).ConfigureAwait(false);
+                    latencies[sequence] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                }
+                catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
+                {
+                }
+
+                if (!answered[sequence])
+                    Interlocked.Increment(ref failed);
+            }
+        }, CancellationToken.None))).ConfigureAwait(false);
+        clock.Stop();
+        var cpuAfter = cluster.CpuSeconds();
+        var sorted = latencies.Where((_, i) => answered[i]).Order().ToArray();
+        return new LoadResult(name, clients, sorted.Length, failed, clock.Elapsed.TotalSeconds, sorted,
+            cpuAfter.Select((after, i) => after - cpuBefore[i]).ToList(), cluster.PeakMemoryMiB(),
+            (Process.GetCurrentProcess().TotalProcessorTime - driverBefore).TotalSeconds);
+    }
+}

@@ -1,0 +1,175 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using Health.Ledger.Security;
+
+namespace Health.Bench.Load;
+
+/// <summary>
+/// Three (or more) health-node processes on loopback, as they run in production: mutual TLS between
+/// members with certificates from a consortium CA made for the run, a shared dev token issuer and
+/// pseudonym key. Started by the driver and stopped with it. Reads each process's CPU time and
+/// peak memory from /proc.
+/// </summary>
+internal sealed class NodeCluster : IAsyncDisposable
+{
+    private readonly DirectoryInfo data = Directory.CreateTempSubdirectory("health-load-");
+    private readonly List<Process> processes = [];
+    private readonly string issuerKey, pseudonymKey, authorityFolder;
+
+    private NodeCluster(int size)
+    {
+        issuerKey = Path.Combine(data.FullName, "issuer.pem");
+        pseudonymKey = Path.Combine(data.FullName, "pseudonym.key");
+        authorityFolder = Path.Combine(data.FullName, "ca");
+        ConsortiumCertificates.EnsureAuthority(authorityFolder);
+        var ports = Enumerable.Range(0, size).Select(_ => (Http: FreePort(), Raft: FreePort())).ToList();
+        Urls = ports.Select(p => new Uri($"https://127.0.0.1:{p.Http}")).ToList();
+        Members = ports.Select((p, i) => $"node{i + 1}=127.0.0.1:{p.Raft}=https://127.0.0.1:{p.Http}").ToList();
+        var authority = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(authorityFolder, ConsortiumCertificates.AuthorityFile));
+        var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 1024, PooledConnectionLifetime = TimeSpan.FromMinutes(10) };
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is X509Certificate2 server && ConsortiumIdentity.ChainsTo(server, authority);
+        Client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    /// <summary>Each node's HTTP address, node1 first.</summary>
+    public IReadOnlyList<Uri> Urls { get; }
+
+    private IReadOnlyList<string> Members { get; }
+
+    /// <summary>A client for the nodes that trusts the run's consortium CA, with room for many clients.</summary>
+    public HttpClient Client { get; }
+
+    /// <summary>Starts the nodes and waits for a leader.</summary>
+    public static async Task<NodeCluster> StartAsync(int size, CancellationToken token)
+    {
+        var cluster = new NodeCluster(size);
+        for (var i = 0; i < size; i++)
+        {
+            var nodeId = $"node{i + 1}";
+            var (certificate, key) = ConsortiumCertificates.IssueNode(cluster.authorityFolder, Path.Combine(cluster.data.FullName, "certs"), nodeId, nodeId, [IPAddress.Loopback], ["localhost"]);
+            var arguments = new List<string> { "run", "--node-id", nodeId, "--http", cluster.Urls[i].ToString().TrimEnd('/'), "--data", Path.Combine(cluster.data.FullName, nodeId),
+                "--dev-issuer-key", cluster.issuerKey, "--pseudonym-key", cluster.pseudonymKey, "--rate-limit", "0",
+                "--tls-cert", certificate, "--tls-key", key, "--tls-ca", Path.Combine(cluster.authorityFolder, ConsortiumCertificates.AuthorityFile) };
+            foreach (var member in cluster.Members)
+                arguments.AddRange(["--member", member]);
+            cluster.processes.Add(Start(arguments, redirect: true));
+            if (i == 0)
+                await cluster.WaitForKeysAsync(token).ConfigureAwait(false);
+        }
+
+        await cluster.LeaderAsync(token).ConfigureAwait(false);
+        return cluster;
+    }
+
+    /// <summary>The current leader's address.</summary>
+    public async Task<Uri> LeaderAsync(CancellationToken token)
+    {
+        for (var attempt = 0; attempt < 300; attempt++)
+        {
+            try
+            {
+                var status = await Client.GetFromJsonAsync<JsonElement>(new Uri(Urls[0], "/ledger/status"), token).ConfigureAwait(false);
+                if (status.TryGetProperty("leaderId", out var leader) && leader.GetString() is { } id)
+                    return Urls[int.Parse(id["node".Length..], CultureInfo.InvariantCulture) - 1];
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            await Task.Delay(100, token).ConfigureAwait(false);
+        }
+
+        throw new InvalidOperationException("No leader was elected within 30 s.");
+    }
+
+    /// <summary>A token from the nodes' shared dev issuer, as <c>health-node token</c> makes it.</summary>
+    public async Task<string> TokenAsync(params string[] claims)
+    {
+        using var process = Start(["token", "--key", issuerKey, .. claims], redirect: true);
+        var output = await process.StandardOutput.ReadToEndAsync().ConfigureAwait(false);
+        await process.WaitForExitAsync().ConfigureAwait(false);
+        return process.ExitCode == 0 ? output.Trim() : throw new InvalidOperationException($"health-node token exited {process.ExitCode}");
+    }
+
+    /// <summary>CPU seconds (user + system) each node has used so far.</summary>
+    public IReadOnlyList<double> CpuSeconds() => processes.Select(p =>
+    {
+        // /proc/PID/stat: fields 14 and 15 (after the parenthesised name) are utime and stime in clock ticks.
+        var stat = File.ReadAllText($"/proc/{p.Id}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+    }).ToList();
+
+    /// <summary>Each node's peak resident memory (VmHWM) in MiB.</summary>
+    public IReadOnlyList<double> PeakMemoryMiB() => processes.Select(p =>
+    {
+        var line = File.ReadLines($"/proc/{p.Id}/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
+    }).ToList();
+
+    private async Task WaitForKeysAsync(CancellationToken token)
+    {
+        // node1 makes the shared issuer and pseudonym keys; the others start once they exist.
+        while (!File.Exists(issuerKey) || !File.Exists(pseudonymKey))
+            await Task.Delay(50, token).ConfigureAwait(false);
+    }
+
+    private static Process Start(IEnumerable<string> arguments, bool redirect)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = redirect, RedirectStandardError = redirect, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "health-node.dll"));
+        foreach (var argument in arguments)
+            start.ArgumentList.Add(argument);
+        var process = Process.Start(start) ?? throw new InvalidOperationException("health-node did not start.");
+        if (redirect && arguments.First() == "run")
+        {
+            // Drain the node's output so that it never blocks on a full pipe.
+            process.OutputDataReceived += (_, _) => { };
+            process.ErrorDataReceived += (_, _) => { };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+        }
+
+        return process;
+    }
+
+    // Below the ephemeral range, so that no outgoing connection takes a port before a node binds it.
+    private static int nextPort = 21000 + (Environment.ProcessId % 50) * 100;
+
+    private static int FreePort()
+    {
+        while (true)
+        {
+            var port = Interlocked.Increment(ref nextPort);
+            try
+            {
+                using var listener = new TcpListener(IPAddress.Loopback, port);
+                listener.Start();
+                return port;
+            }
+            catch (SocketException) when (port < 32000)
+            {
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var process in processes)
+        {
+            if (!process.HasExited)
+                process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync().ConfigureAwait(false);
+            process.Dispose();
+        }
+
+        Client.Dispose();
+        data.Delete(recursive: true);
+    }
+}

@@ -1,0 +1,82 @@
+using System.CommandLine;
+using System.Globalization;
+using Health.Bench.Load;
+using Spectre.Console;
+
+// health-load: the end-to-end load driver. Starts its own three-node cluster on loopback for each
+// scenario, runs it bounded in requests and time, and prints throughput, latency percentiles, CPU
+// seconds and peak memory per node. docs/PERFORMANCE.md has the figures and what limits them.
+var scenario = new Argument<string>("scenario") { Description = "appends, reads, mixed, everything or all." };
+var clients = new Option<string>("--clients") { Description = "Concurrent clients, comma-separated: one run each.", DefaultValueFactory = _ => string.Empty };
+var requests = new Option<int>("--requests") { Description = "Requests per run.", DefaultValueFactory = _ => 4000 };
+var seconds = new Option<int>("--seconds") { Description = "Longest a run may take.", DefaultValueFactory = _ => 60 };
+var patientCount = new Option<int>("--patients") { Description = "Synthea patients loaded for the FHIR scenarios.", DefaultValueFactory = _ => 4 };
+var samples = new Option<DirectoryInfo>("--samples") { Description = "The Synthea sample folder.", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine(FindRepository(), "..", "shared", "fhir", "synthea-r4")) };
+var root = new RootCommand("End-to-end load on a three-node health ledger started on loopback.") { scenario, clients, requests, seconds, patientCount, samples };
+root.SetAction(async (parsed, token) =>
+{
+    var name = parsed.GetValue(scenario)!;
+    var names = name == "all" ? new[] { "appends", "reads", "mixed", "everything" } : [name];
+    if (names.Any(n => n is not ("appends" or "reads" or "mixed" or "everything")))
+    {
+        await Console.Error.WriteLineAsync($"health-load: unknown scenario {name}").ConfigureAwait(false);
+        return 2;
+    }
+
+    var results = new List<LoadResult>();
+    foreach (var run in names)
+    {
+        var levels = parsed.GetValue(clients) is { Length: > 0 } given
+            ? given.Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray()
+            : run == "appends" ? [1, 16, 256] : [64];
+        var cluster = await NodeCluster.StartAsync(3, token).ConfigureAwait(false);
+        await using var stop = cluster.ConfigureAwait(false);
+        var load = new Scenarios(cluster, parsed.GetValue(samples)!, TimeSpan.FromSeconds(parsed.GetValue(seconds)));
+        var patients = run == "appends" ? null : await load.LoadPatientsAsync(parsed.GetValue(patientCount), token).ConfigureAwait(false);
+        foreach (var level in levels)
+        {
+            var result = run switch
+            {
+                "appends" => await load.AppendsAsync(level, parsed.GetValue(requests), token).ConfigureAwait(false),
+                "reads" => await load.ReadsAsync(patients!, level, parsed.GetValue(requests), token).ConfigureAwait(false),
+                "mixed" => await load.MixedAsync(patients!, level, parsed.GetValue(requests), token).ConfigureAwait(false),
+                _ => await load.EverythingAsync(patients!, level, parsed.GetValue(requests), token).ConfigureAwait(false),
+            };
+            results.Add(result);
+            AnsiConsole.MarkupLineInterpolated($"[grey]{result.Name}, {level} clients: {result.Throughput:F0}/s[/]");
+        }
+    }
+
+    Print(results);
+    return results.Any(r => r.Ok == 0) ? 1 : 0;
+});
+return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+
+static void Print(IReadOnlyList<LoadResult> results)
+{
+    var table = new Table().AddColumns("scenario", "clients", "ok", "failed", "req/s", "p50 ms", "p95 ms", "p99 ms", "CPU s node1/2/3", "driver CPU s", "peak MiB node1/2/3");
+    foreach (var r in results)
+    {
+        table.AddRow(r.Name, r.Clients.ToString(CultureInfo.InvariantCulture), r.Ok.ToString(CultureInfo.InvariantCulture), r.Failed.ToString(CultureInfo.InvariantCulture),
+            r.Throughput.ToString("F0", CultureInfo.InvariantCulture), r.Percentile(0.50).ToString("F1", CultureInfo.InvariantCulture),
+            r.Percentile(0.95).ToString("F1", CultureInfo.InvariantCulture), r.Percentile(0.99).ToString("F1", CultureInfo.InvariantCulture),
+            string.Join(" / ", r.CpuSeconds.Select(c => c.ToString("F1", CultureInfo.InvariantCulture))), r.DriverCpuSeconds.ToString("F1", CultureInfo.InvariantCulture),
+            string.Join(" / ", r.PeakMemoryMiB.Select(m => m.ToString("F0", CultureInfo.InvariantCulture))));
+    }
+
+    // Redirected output has no terminal width; the table needs about 150 columns.
+    AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 170);
+    AnsiConsole.Write(table);
+    AnsiConsole.MarkupLineInterpolated($"[grey]{Environment.ProcessorCount} cores; {results.Sum(r => r.Ok + r.Failed)} requests; nodes and driver share the machine[/]");
+}
+
+static string FindRepository()
+{
+    for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+    {
+        if (File.Exists(Path.Combine(directory.FullName, "Health.sln")))
+            return directory.FullName;
+    }
+
+    return Directory.GetCurrentDirectory();
+}
