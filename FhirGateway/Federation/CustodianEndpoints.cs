@@ -24,7 +24,7 @@ public static class CustodianEndpoints
     /// </summary>
     public const string RecordsPath = "/internal/records";
 
-    private static readonly string[] ControlParameters = ["patientKey", "permit", "type", "patient", "subject", "_count", "_offset", "_cursor"];
+    private static readonly string[] ControlParameters = ["patientKey", "permit", "type", "limit", "patient", "subject", "_count", "_offset", "_cursor"];
 
     /// <summary>Most records one answer carries; more are reported as truncated.</summary>
     public const int MaxRecords = 2000;
@@ -43,7 +43,7 @@ public static class CustodianEndpoints
     }
 
     private static async Task RecordsAsync(HttpContext context, LedgerNode node, ConsentLedger consents, RecordStore store, AccessGate gate, SearchIndexer indexer,
-        string patientKey, long permit, string? type)
+        string patientKey, long permit, string? type, int? limit)
     {
         var scope = type ?? AccessRequest.AllTypes;
         if (type is not null && !Capabilities.StoredTypes.Contains(type))
@@ -63,7 +63,7 @@ public static class CustodianEndpoints
         try
         {
             var query = type is null ? null : SearchQuery.Parse(type, Forwarded(context.Request.Query), indexer, strict: false);
-            bundle = Records(store, owner, gate.FilterFor(owner, record.Decision), node.Self.HttpUrl, type, query);
+            bundle = Records(store, owner, gate.FilterFor(owner, record.Decision), node.Self.HttpUrl, type, query, limit ?? MaxRecords);
         }
         catch (ResourceGoneException e)
         {
@@ -80,11 +80,13 @@ public static class CustodianEndpoints
 
     /// <summary>
     /// A patient's current records at this node as a searchset (all of them, or a search of
-    /// <paramref name="type"/>), with an outcome entry when truncated.
+    /// <paramref name="type"/>): the first <paramref name="limit"/> (at most <see cref="MaxRecords"/>)
+    /// and the total, with an outcome entry when <see cref="MaxRecords"/> cut the answer short.
     /// </summary>
-    public static Bundle Records(RecordStore store, string owner, OwnerFilter filter, Uri nodeUrl, string? type = null, SearchQuery? query = null)
+    /// <remarks>A gateway showing matches from <c>_offset</c> on needs no more than <c>_offset + _count</c> from each custodian.</remarks>
+    public static Bundle Records(RecordStore store, string owner, OwnerFilter filter, Uri nodeUrl, string? type = null, SearchQuery? query = null, int limit = MaxRecords)
     {
-        var (page, total, next) = store.Search(type, query?.Criteria ?? [], MaxRecords, 0, filter, query?.SortParameter, query?.SortDescending ?? false);
+        var (page, total, next) = store.Search(type, query?.Criteria ?? [], int.Clamp(limit, 0, MaxRecords), 0, filter, query?.SortParameter, query?.SortDescending ?? false);
         var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Total = (int)long.Min(total, int.MaxValue) };
         var fhirBase = new Uri(nodeUrl, "/fhir/").ToString();
         foreach (var resource in page)
@@ -97,7 +99,7 @@ public static class CustodianEndpoints
             });
         }
 
-        if (next is not null)
+        if (next is not null && limit > MaxRecords)
             bundle.Entry.Add(Outcome(OperationOutcome.IssueType.TooCostly, $"Only the first {MaxRecords} of {total} records are included.", OperationOutcome.IssueSeverity.Warning));
         return bundle;
     }

@@ -48,57 +48,67 @@ public sealed partial class FederatedRecords(LedgerNode node, ConsentLedger cons
         if (requests.All(r => !r.Decision.Permitted))
             throw AccessGate.Denied(requests[0]);
 
+        // Custodian by custodian, the merged matches are each one's in its order; a page from
+        // _offset needs at most _offset + _count of them from each, and the totals place them.
+        var limit = (int)long.Min((long)offset + count, int.MaxValue);
         var parts = await Task.WhenAll(requests.Select(r => r.Decision.Permitted
-            ? FetchAsync(context, r, patientKey, type, query, token)
-            : Task.FromResult<IReadOnlyList<Bundle.EntryComponent>>(
-                [CustodianEndpoints.Outcome(OperationOutcome.IssueType.Forbidden, $"Records at {r.Custodian} were not released: {r.Decision.Reason} (ledger index {r.Index}).", OperationOutcome.IssueSeverity.Warning)]))).ConfigureAwait(false);
-        var matches = parts.SelectMany(p => p).Where(e => e.Search?.Mode == Bundle.SearchEntryMode.Match).ToList();
-        var outcomes = parts.SelectMany(p => p).Where(e => e.Search?.Mode != Bundle.SearchEntryMode.Match);
-        var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Total = matches.Count };
+            ? FetchAsync(context, r, patientKey, type, query, limit, token)
+            : Task.FromResult(new Part([CustodianEndpoints.Outcome(OperationOutcome.IssueType.Forbidden,
+                $"Records at {r.Custodian} were not released: {r.Decision.Reason} (ledger index {r.Index}).", OperationOutcome.IssueSeverity.Warning)], 0)))).ConfigureAwait(false);
+        var matches = parts.SelectMany(p => p.Entries).Where(e => e.Search?.Mode == Bundle.SearchEntryMode.Match);
+        var outcomes = parts.SelectMany(p => p.Entries).Where(e => e.Search?.Mode != Bundle.SearchEntryMode.Match);
+        var total = parts.Sum(p => p.Total);
+        var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Total = total };
         bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = $"{context.Request.Scheme}://{context.Request.Host}{context.Request.Path}{context.Request.QueryString}" });
         bundle.Entry.AddRange(matches.Skip(offset).Take(count));
         bundle.Entry.AddRange(outcomes);
-        if (offset + count < matches.Count)
+        if (offset + count < total)
             bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = NextLink(context, offset + count, count) });
         return bundle;
     }
 
-    private async Task<IReadOnlyList<Bundle.EntryComponent>> FetchAsync(HttpContext context, AccessRecord permit, string patientKey, string? type, SearchQuery? query, CancellationToken token)
+    // One custodian's first matches (and outcome entries), and how many it has in all.
+    private sealed record Part(IReadOnlyList<Bundle.EntryComponent> Entries, int Total)
+    {
+        public static Part Of(Bundle bundle) => new(bundle.Entry, bundle.Total ?? bundle.Entry.Count(e => e.Search?.Mode == Bundle.SearchEntryMode.Match));
+    }
+
+    private async Task<Part> FetchAsync(HttpContext context, AccessRecord permit, string patientKey, string? type, SearchQuery? query, int limit, CancellationToken token)
     {
         if (permit.Custodian == node.NodeId)
         {
             var owner = store.OwnerOfPatientKey(patientKey);
-            return owner is null ? [] : CustodianEndpoints.Records(store, owner, gate.FilterFor(owner, permit.Decision), node.Self.HttpUrl, type, query).Entry;
+            return owner is null ? new Part([], 0) : Part.Of(CustodianEndpoints.Records(store, owner, gate.FilterFor(owner, permit.Decision), node.Self.HttpUrl, type, query, limit));
         }
 
         var custodian = node.Members.FirstOrDefault(m => m.NodeId == permit.Custodian);
         if (custodian is null)
-            return [Unavailable(permit.Custodian, "it is not a current member")];
+            return Unavailable(permit.Custodian, "it is not a current member");
         var forwarded = type is null ? string.Empty : "&type=" + type + string.Concat(CustodianEndpoints.Forwarded(context.Request.Query)
             .SelectMany(q => q.Value.Select(v => $"&{Uri.EscapeDataString(q.Key)}={Uri.EscapeDataString(v ?? string.Empty)}")));
-        var uri = new Uri(custodian.HttpUrl, $"{CustodianEndpoints.RecordsPath}?patientKey={patientKey}&permit={permit.Index.ToString(CultureInfo.InvariantCulture)}{forwarded}");
+        var uri = new Uri(custodian.HttpUrl, $"{CustodianEndpoints.RecordsPath}?patientKey={patientKey}&permit={permit.Index.ToString(CultureInfo.InvariantCulture)}&limit={limit.ToString(CultureInfo.InvariantCulture)}{forwarded}");
         try
         {
             using var response = await clients.CreateClient(ClientName).GetAsync(uri, token).ConfigureAwait(false);
             if (!response.IsSuccessStatusCode)
-                return [Unavailable(permit.Custodian, $"it answered {(int)response.StatusCode}")];
+                return Unavailable(permit.Custodian, $"it answered {(int)response.StatusCode}");
             var stream = await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false);
             await using (stream.ConfigureAwait(false))
             {
                 return await FhirJson.ReadAsync(stream, token).ConfigureAwait(false) is Bundle bundle
-                    ? bundle.Entry
-                    : [Unavailable(permit.Custodian, "its answer was not a Bundle")];
+                    ? Part.Of(bundle)
+                    : Unavailable(permit.Custodian, "its answer was not a Bundle");
             }
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or TimeoutException or Polly.ExecutionRejectedException or RequestFailure)
         {
             LogCustodianUnavailable(logger, permit.Custodian, e.GetType().Name);
-            return [Unavailable(permit.Custodian, "it did not answer in time")];
+            return Unavailable(permit.Custodian, "it did not answer in time");
         }
     }
 
-    private static Bundle.EntryComponent Unavailable(string custodian, string why)
-        => CustodianEndpoints.Outcome(OperationOutcome.IssueType.Transient, $"Records at {custodian} are missing from this result: {why}.", OperationOutcome.IssueSeverity.Warning);
+    private static Part Unavailable(string custodian, string why)
+        => new([CustodianEndpoints.Outcome(OperationOutcome.IssueType.Transient, $"Records at {custodian} are missing from this result: {why}.", OperationOutcome.IssueSeverity.Warning)], 0);
 
     private static string NextLink(HttpContext context, int offset, int count)
     {
