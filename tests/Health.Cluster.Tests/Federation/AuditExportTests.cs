@@ -110,6 +110,10 @@ public sealed class AuditExportTests
             Assert.True(exitCode == 0, verified);
             Assert.Contains("VERIFIED", verified, StringComparison.Ordinal);
 
+            // Export ids and file names are looked up, never joined into a path: traversal finds nothing.
+            foreach (var traversal in new[] { "/fhir/$export-file/..%2F..%2Fledger/ledger.db", "/fhir/$export-file/x/..%2F..%2F..%2Fetc%2Fpasswd", "/fhir/$export-status/..%2F..%2Fledger" })
+                Assert.Equal(HttpStatusCode.NotFound, await ReadAsync(cluster, new Uri(node.HttpUrl, traversal), auditor));
+
             // The events parse as FHIR R4 and carry the BALP elements.
             var lines = File.ReadAllLines(Path.Combine(folder, "AuditEvent.ndjson"));
             var events = lines.Select(l => JsonSerializer.Deserialize<AuditEvent>(l, new JsonSerializerOptions().ForFhir())!).ToList();

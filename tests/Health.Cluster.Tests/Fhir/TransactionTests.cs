@@ -6,7 +6,7 @@ using System.Text.Json;
 
 namespace Health.Cluster.Tests.Fhir;
 
-/// <summary>Transactions with PUT and DELETE entries, all or nothing, on a cluster of its own (it changes records).</summary>
+/// <summary>Transactions with PUT and DELETE entries, all or nothing, and entries referencing each other, on a cluster of its own (it changes records).</summary>
 public sealed class TransactionTests : IAsyncLifetime
 {
     private readonly LoadedCluster loaded = new() { LoadSamples = false };
@@ -67,5 +67,16 @@ public sealed class TransactionTests : IAsyncLifetime
         await PostAsync(Transaction(
             $$$"""{"request":{"method":"DELETE","url":"Observation/{{{ids[0]}}}"}}""",
             $$$"""{"resource":{{{Observation(patient, "final", ids[0])}}},"request":{"method":"PUT","url":"Observation/{{{ids[0]}}}"}}"""), HttpStatusCode.BadRequest);
+
+        // Entries may reference each other in a cycle: each reference is resolved once, to the other's id.
+        var (first, second) = (Guid.NewGuid(), Guid.NewGuid());
+        string Member(Guid self, Guid other) => $$$"""{"fullUrl":"urn:uuid:{{{self}}}","resource":{"resourceType":"Observation","status":"final","code":{"text":"panel"},"subject":{"reference":"Patient/{{{patient}}}"},"hasMember":[{"reference":"urn:uuid:{{{other}}}"}]},"request":{"method":"POST","url":"Observation"}}""";
+        var cycle = await PostAsync(Transaction(Member(first, second), Member(second, first)), HttpStatusCode.OK);
+        var cycleIds = cycle.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response").GetProperty("location").GetString()!.Split('/')[1]).ToList();
+        using var read = new HttpRequestMessage(HttpMethod.Get, new Uri(loaded.Custodian.HttpUrl, $"/fhir/Observation/{cycleIds[0]}"));
+        read.Headers.Authorization = new AuthenticationHeaderValue("Bearer", loaded.ClinicianToken);
+        using var stored = await loaded.Cluster.Client.SendAsync(read, Token);
+        var member = (await stored.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("hasMember")[0].GetProperty("reference").GetString();
+        Assert.Equal($"Observation/{cycleIds[1]}", member);
     }
 }
