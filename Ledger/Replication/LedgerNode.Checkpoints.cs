@@ -50,8 +50,9 @@ public sealed partial class LedgerNode
                     lastSigned = options.TimeProvider.GetTimestamp();
                     LogCheckpoint(logger, size, result.Index);
                 }
-                catch (LedgerUnavailableException e)
+                catch (Exception e) when (e is not OperationCanceledException)
                 {
+                    // Whatever went wrong, the next tick tries again: a node must not stop signing checkpoints.
                     LogCheckpointFailed(logger, size, e.Message);
                 }
             }
