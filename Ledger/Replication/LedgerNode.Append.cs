@@ -29,7 +29,17 @@ public sealed partial class LedgerNode
         var started = options.TimeProvider.GetTimestamp();
         var pending = new PendingAppend(command, new TaskCompletionSource<AppendResult>(TaskCreationOptions.RunContinuationsAsynchronously));
         await appendQueue.Writer.WriteAsync(pending, token).ConfigureAwait(false);
-        var result = await pending.Completion.Task.WaitAsync(token).ConfigureAwait(false);
+        AppendResult result;
+        try
+        {
+            // The batch gives up after the append timeout; this bounds the wait even if it never started.
+            result = await pending.Completion.Task.WaitAsync(options.AppendTimeout * 2, options.TimeProvider, token).ConfigureAwait(false);
+        }
+        catch (TimeoutException e)
+        {
+            throw new LedgerUnavailableException($"The append was not committed within {options.AppendTimeout.TotalSeconds * 2:0} s.", e);
+        }
+
         metrics.RecordAppend(options.TimeProvider.GetElapsedTime(started));
         return result;
     }
@@ -159,7 +169,8 @@ public sealed partial class LedgerNode
         CommandBatch.Stamp(encoded, options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds());
         try
         {
-            await cluster.ReplicateAsync(encoded, context: null, token).ConfigureAwait(false);
+            // Bounded by the caller's deadline even where DotNext's own wait for the commit is not.
+            await cluster.ReplicateAsync(encoded, context: null, token).AsTask().WaitAsync(token).ConfigureAwait(false);
         }
         catch (NotLeaderException e)
         {

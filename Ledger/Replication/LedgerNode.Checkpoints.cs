@@ -31,35 +31,41 @@ public sealed partial class LedgerNode
         {
             while (await timer.WaitForNextTickAsync(token).ConfigureAwait(false))
             {
-                if (!IsLeader)
-                    continue;
-                var size = Tree.Size;
-                var (coveredSize, checkpointIndex) = LatestCheckpoint();
-                var due = size - coveredSize >= options.CheckpointEveryEntries
-                          || (size > checkpointIndex && options.TimeProvider.GetElapsedTime(lastSigned) >= options.CheckpointInterval);
-                if (!due)
-                    continue;
                 try
                 {
-                    // The signer's certificate goes on the ledger first, so the checkpoint covers it.
-                    if (await RecordSignerCertificateAsync(token).ConfigureAwait(false))
-                        size = Tree.Size;
-                    var checkpoint = SignedCheckpoint.Sign(size, Tree.Root(size), NodeId, SigningKey);
-                    var result = await AppendAsync(checkpoint.ToCommand(), token).ConfigureAwait(false);
-                    metrics.RecordCheckpoint(size - coveredSize);
-                    lastSigned = options.TimeProvider.GetTimestamp();
-                    LogCheckpoint(logger, size, result.Index);
+                    if (IsLeader && await CheckpointIfDueAsync(options.TimeProvider.GetElapsedTime(lastSigned), token).ConfigureAwait(false))
+                        lastSigned = options.TimeProvider.GetTimestamp();
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    // Whatever went wrong, the next tick tries again: a node must not stop signing checkpoints.
-                    LogCheckpointFailed(logger, size, e.Message);
+                    // Whatever went wrong (the ledger busy, the projection being replaced), the next
+                    // tick tries again: a leader must never stop signing checkpoints.
+                    LogCheckpointFailed(logger, Tree.Size, e.Message);
                 }
             }
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
         }
+    }
+
+    // Signs and appends a checkpoint when enough entries or enough time have passed since the last one.
+    private async Task<bool> CheckpointIfDueAsync(TimeSpan sinceLastSigned, CancellationToken token)
+    {
+        var size = Tree.Size;
+        var (coveredSize, checkpointIndex) = LatestCheckpoint();
+        var due = size - coveredSize >= options.CheckpointEveryEntries || (size > checkpointIndex && sinceLastSigned >= options.CheckpointInterval);
+        if (!due)
+            return false;
+
+        // The signer's certificate goes on the ledger first, so the checkpoint covers it.
+        if (await RecordSignerCertificateAsync(token).ConfigureAwait(false))
+            size = Tree.Size;
+        var checkpoint = SignedCheckpoint.Sign(size, Tree.Root(size), NodeId, SigningKey);
+        var result = await AppendAsync(checkpoint.ToCommand(), token).ConfigureAwait(false);
+        metrics.RecordCheckpoint(size - coveredSize);
+        LogCheckpoint(logger, size, result.Index);
+        return true;
     }
 
     // Before its first checkpoint, a node with a consortium certificate puts that certificate on the

@@ -42,6 +42,10 @@ internal static class LoadRun
         return await MeasureAsync(name, cluster, clients, requests, limit, request, token).ConfigureAwait(false);
     }
 
+    /// <summary>The same without the warm-up, for a run that continues a warmed-up one.</summary>
+    public static Task<LoadResult> ContinueAsync(string name, NodeCluster cluster, int clients, int requests, TimeSpan limit, Request request, CancellationToken token)
+        => MeasureAsync(name, cluster, clients, requests, limit, request, token);
+
     private static async Task<LoadResult> MeasureAsync(string name, NodeCluster cluster, int clients, int requests, TimeSpan limit, Request request, CancellationToken token)
     {
         var latencies = new double[requests];

@@ -6,18 +6,19 @@ using Spectre.Console;
 // health-load: the end-to-end load driver. Starts its own three-node cluster on loopback for each
 // scenario, runs it bounded in requests and time, and prints throughput, latency percentiles, CPU
 // seconds and peak memory per node. docs/PERFORMANCE.md has the figures and what limits them.
-var scenario = new Argument<string>("scenario") { Description = "appends, reads, mixed, everything or all." };
+var scenario = new Argument<string>("scenario") { Description = "appends, reads, mixed, everything, all (those four) or growth." };
 var clients = new Option<string>("--clients") { Description = "Concurrent clients, comma-separated: one run each.", DefaultValueFactory = _ => string.Empty };
 var requests = new Option<int>("--requests") { Description = "Requests per run.", DefaultValueFactory = _ => 4000 };
 var seconds = new Option<int>("--seconds") { Description = "Longest a run may take.", DefaultValueFactory = _ => 60 };
+var entries = new Option<int>("--entries") { Description = "growth: how large the ledger grows, in steps of a tenth.", DefaultValueFactory = _ => 1_000_000 };
 var patientCount = new Option<int>("--patients") { Description = "Synthea patients loaded for the FHIR scenarios.", DefaultValueFactory = _ => 4 };
 var samples = new Option<DirectoryInfo>("--samples") { Description = "The Synthea sample folder.", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine(FindRepository(), "..", "shared", "fhir", "synthea-r4")) };
-var root = new RootCommand("End-to-end load on a three-node health ledger started on loopback.") { scenario, clients, requests, seconds, patientCount, samples };
+var root = new RootCommand("End-to-end load on a three-node health ledger started on loopback.") { scenario, clients, requests, seconds, entries, patientCount, samples };
 root.SetAction(async (parsed, token) =>
 {
     var name = parsed.GetValue(scenario)!;
     var names = name == "all" ? new[] { "appends", "reads", "mixed", "everything" } : [name];
-    if (names.Any(n => n is not ("appends" or "reads" or "mixed" or "everything")))
+    if (names.Any(n => n is not ("appends" or "reads" or "mixed" or "everything" or "growth")))
     {
         await Console.Error.WriteLineAsync($"health-load: unknown scenario {name}").ConfigureAwait(false);
         return 2;
@@ -28,10 +29,17 @@ root.SetAction(async (parsed, token) =>
     {
         var levels = parsed.GetValue(clients) is { Length: > 0 } given
             ? given.Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray()
-            : run == "appends" ? [1, 16, 256] : [64];
+            : run switch { "appends" => [1, 16, 256], "growth" => [256], _ => [64] };
         var cluster = await NodeCluster.StartAsync(3, token).ConfigureAwait(false);
         await using var stop = cluster.ConfigureAwait(false);
         var load = new Scenarios(cluster, parsed.GetValue(samples)!, TimeSpan.FromSeconds(parsed.GetValue(seconds)));
+        if (run == "growth")
+        {
+            var total = parsed.GetValue(entries);
+            results.AddRange(await load.GrowthAsync(levels[0], total, Math.Max(total / 10, 1), token).ConfigureAwait(false));
+            continue;
+        }
+
         var patients = run == "appends" ? null : await load.LoadPatientsAsync(parsed.GetValue(patientCount), token).ConfigureAwait(false);
         foreach (var level in levels)
         {

@@ -14,17 +14,33 @@ internal sealed class Scenarios(NodeCluster cluster, DirectoryInfo samples, Time
 
     /// <summary>Raw ledger appends (~300-byte operator notes) to the leader, as the etcd comparison sends puts.</summary>
     public async Task<LoadResult> AppendsAsync(int clients, int requests, CancellationToken token)
+        => await LoadRun.RunAsync("ledger appends", cluster, clients, requests, limit, await AppendRequestAsync(token).ConfigureAwait(false), token).ConfigureAwait(false);
+
+    /// <summary>
+    /// The ledger growing to <paramref name="entries"/> by appends at <paramref name="clients"/>
+    /// clients, measured in steps of <paramref name="step"/>: throughput should stay flat and memory bounded.
+    /// </summary>
+    public async Task<IReadOnlyList<LoadResult>> GrowthAsync(int clients, int entries, int step, CancellationToken token)
+    {
+        var append = await AppendRequestAsync(token).ConfigureAwait(false);
+        var results = new List<LoadResult> { await LoadRun.RunAsync($"appends, ledger at 0 → {step:N0}", cluster, clients, step, limit, append, token).ConfigureAwait(false) };
+        for (var size = 2 * step; size <= entries; size += step)
+            results.Add(await LoadRun.ContinueAsync($"appends, ledger at {size - step:N0} → {size:N0}", cluster, clients, step, limit, append, token).ConfigureAwait(false));
+        return results;
+    }
+
+    private async Task<LoadRun.Request> AppendRequestAsync(CancellationToken token)
     {
         var leader = await cluster.LeaderAsync(token).ConfigureAwait(false);
         var note = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(225));
         var body = Encoding.UTF8.GetBytes($$$"""{"kind":"OperatorNote","fields":{"topic":"bench","note":"{{{note}}}"}}""");
-        return await LoadRun.RunAsync("ledger appends", cluster, clients, requests, limit, async (_, ct) =>
+        return async (_, ct) =>
         {
             using var content = new ByteArrayContent(body);
             content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
             using var response = await cluster.Client.PostAsync(new Uri(leader, "/ledger/entries"), content, ct).ConfigureAwait(false);
             return response.StatusCode == HttpStatusCode.Created;
-        }, token).ConfigureAwait(false);
+        };
     }
 
     /// <summary>Consent-gated, audited reads of a granted patient by a clinician of another organisation.</summary>

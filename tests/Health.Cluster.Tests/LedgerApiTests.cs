@@ -155,7 +155,16 @@ public sealed class LedgerApiTests(RunningCluster running) : IClassFixture<Runni
         }
         catch (OperationCanceledException e)
         {
-            throw new InvalidOperationException($"No receipt for entry {index} at {node.NodeId} within a minute.\n{cluster.Diagnostics()}", e);
+            using var probe = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            var states = new List<string>();
+            foreach (var member in cluster.Nodes)
+            {
+                var status = await cluster.TryStatusAsync(member, probe.Token);
+                using var latest = await cluster.Client.GetAsync(new Uri(member.HttpUrl, "/ledger/checkpoints/latest"), probe.Token);
+                states.Add($"{member.NodeId}: {System.Text.Json.JsonSerializer.Serialize(status)}; latest checkpoint {(int)latest.StatusCode} {await latest.Content.ReadAsStringAsync(probe.Token)}");
+            }
+
+            throw new InvalidOperationException($"No receipt for entry {index} at {node.NodeId} within a minute.\n{string.Join('\n', states)}\n{cluster.Diagnostics()}", e);
         }
     }
 
