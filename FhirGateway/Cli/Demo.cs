@@ -119,11 +119,9 @@ internal static class Demo
         }
         finally
         {
-            foreach (var app in apps)
-            {
-                await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
-                await app.DisposeAsync().ConfigureAwait(false);
-            }
+            // All at once: stopping them one by one makes the last ones elect leaders among themselves first.
+            await Task.WhenAll(apps.Select(app => app.StopAsync(CancellationToken.None))).ConfigureAwait(false);
+            await Task.WhenAll(apps.Select(app => app.DisposeAsync().AsTask())).ConfigureAwait(false);
 
             Console.WriteLine("All nodes stopped.");
         }

@@ -268,9 +268,9 @@ public sealed partial class LedgerNode : IAsyncDisposable
         await lifetime.CancelAsync().ConfigureAwait(false);
         appendQueue.Writer.TryComplete();
         await background.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        await cluster.StopAsync(CancellationToken.None).ConfigureAwait(false);
-        await cluster.DisposeAsync().ConfigureAwait(false);
-        await log.DisposeAsync().ConfigureAwait(false);
+        await WithinShutdownTimeoutAsync(cluster.StopAsync(CancellationToken.None), "stopping Raft").ConfigureAwait(false);
+        await WithinShutdownTimeoutAsync(cluster.DisposeAsync().AsTask(), "closing Raft connections").ConfigureAwait(false);
+        await WithinShutdownTimeoutAsync(log.DisposeAsync().AsTask(), "closing the write-ahead log").ConfigureAwait(false);
         await stateMachine.DisposeAsync().ConfigureAwait(false);
         Store.Dispose();
         SigningKey.Dispose();
@@ -279,6 +279,21 @@ public sealed partial class LedgerNode : IAsyncDisposable
         lifetime.Dispose();
         inFlight.Dispose();
     }
+
+    // A stop that hangs in the Raft layer must not hold the process: everything acknowledged is
+    // already on disk (commit waits for the log's flush), so the node logs it and goes on stopping.
+    private async Task WithinShutdownTimeoutAsync(Task step, string what)
+    {
+        if (await Task.WhenAny(step, Task.Delay(ShutdownStepTimeout)).ConfigureAwait(false) == step)
+            await step.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        else
+            LogShutdownStepSlow(logger, what, ShutdownStepTimeout.TotalSeconds);
+    }
+
+    private static readonly TimeSpan ShutdownStepTimeout = TimeSpan.FromSeconds(10);
+
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Warning, Message = "Shutdown: {Step} did not finish within {Seconds} s; the node stops without waiting for it")]
+    private static partial void LogShutdownStepSlow(ILogger logger, string step, double seconds);
 
     [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "The projection reached Raft index {ProjectionIndex} but the log kept only {LogIndex}; rebuilding the projection from the snapshot and the group")]
     private static partial void LogProjectionAhead(ILogger logger, long projectionIndex, long logIndex);
