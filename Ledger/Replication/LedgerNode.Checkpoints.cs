@@ -54,8 +54,7 @@ public sealed partial class LedgerNode
     {
         var size = Tree.Size;
         var (coveredSize, checkpointIndex) = LatestCheckpoint();
-        var due = size - coveredSize >= options.CheckpointEveryEntries || (size > checkpointIndex && sinceLastSigned >= options.CheckpointInterval);
-        if (!due)
+        if (!IsCheckpointDue(size, coveredSize, checkpointIndex, sinceLastSigned, options.CheckpointEveryEntries, options.CheckpointInterval))
             return false;
 
         // The signer's certificate goes on the ledger first, so the checkpoint covers it.
@@ -66,6 +65,17 @@ public sealed partial class LedgerNode
         metrics.RecordCheckpoint(size - coveredSize);
         LogCheckpoint(logger, size, result.Index);
         return true;
+    }
+
+    /// <summary>
+    /// Whether a new checkpoint is due: enough entries since the latest one, or any entry it does not
+    /// cover (apart from its own entry) once the interval has passed. An append that lands while a
+    /// checkpoint is being signed sits before the checkpoint's entry yet outside what it covers.
+    /// </summary>
+    internal static bool IsCheckpointDue(long treeSize, long coveredSize, long checkpointIndex, TimeSpan sinceLastSigned, long everyEntries, TimeSpan interval)
+    {
+        var uncovered = treeSize - coveredSize - (checkpointIndex > coveredSize ? 1 : 0);
+        return treeSize - coveredSize >= everyEntries || (uncovered > 0 && sinceLastSigned >= interval);
     }
 
     // Before its first checkpoint, a node with a consortium certificate puts that certificate on the
