@@ -29,6 +29,8 @@ internal sealed partial class OperationOutcomeHandler(ILogger<OperationOutcomeHa
                 (StatusCodes.Status413PayloadTooLarge, OperationOutcome.IssueType.TooCostly, "The request body is too large."),
             BadHttpRequestException b => (b.StatusCode, OperationOutcome.IssueType.Invalid, "The request is malformed."),
             LedgerUnavailableException => (StatusCodes.Status503ServiceUnavailable, OperationOutcome.IssueType.Transient, "The ledger could not commit the request in time; retry later."),
+            _ when ReachesUnreachableService(exception) =>
+                (StatusCodes.Status503ServiceUnavailable, OperationOutcome.IssueType.Transient, "A service this node depends on (such as the identity provider) could not be reached; retry later."),
             _ => (StatusCodes.Status500InternalServerError, OperationOutcome.IssueType.Exception, "An internal error occurred."),
         };
         if (status == StatusCodes.Status500InternalServerError)
@@ -39,6 +41,19 @@ internal sealed partial class OperationOutcomeHandler(ILogger<OperationOutcomeHa
             context.Response.Headers[AccessHeaders.LedgerIndex] = index.ToString(System.Globalization.CultureInfo.InvariantCulture);
         await WriteAsync(context, status, type, message, cancellationToken).ConfigureAwait(false);
         return true;
+    }
+
+    // An outside service (Entra ID's metadata, for one) that could not be reached, however deeply
+    // the libraries in between wrapped the network failure.
+    private static bool ReachesUnreachableService(Exception exception)
+    {
+        for (Exception? current = exception; current is not null; current = current.InnerException)
+        {
+            if (current is HttpRequestException or System.Net.Sockets.SocketException)
+                return true;
+        }
+
+        return false;
     }
 
     /// <summary>Writes an OperationOutcome response.</summary>

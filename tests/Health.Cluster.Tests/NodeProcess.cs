@@ -33,6 +33,9 @@ public sealed class NodeProcess : IDisposable
 
     public string NodeId { get; }
 
+    /// <summary>Environment variables the node process starts with (configuration such as <c>AzureAd__Instance</c>).</summary>
+    public Dictionary<string, string> Environment { get; } = [];
+
     public Uri HttpUrl { get; }
 
     public string DataDirectory { get; }
@@ -61,6 +64,8 @@ public sealed class NodeProcess : IDisposable
         start.ArgumentList.Add(NodeExecutable());
         foreach (var argument in arguments)
             start.ArgumentList.Add(argument);
+        foreach (var (name, value) in Environment)
+            start.Environment[name] = value;
         process = Process.Start(start) ?? throw new InvalidOperationException("The node process did not start.");
         process.OutputDataReceived += (_, e) => Append(e.Data);
         process.ErrorDataReceived += (_, e) => Append(e.Data);
@@ -155,7 +160,7 @@ public sealed class NodeProcess : IDisposable
     // Ports below the kernel's ephemeral range (32768 and up on Linux), so that no outgoing
     // connection takes a port between the moment it is picked and the moment a node binds it;
     // each is handed out once per test run.
-    private static int nextPort = 20000 + (Environment.ProcessId % 100) * 100;
+    private static int nextPort = 20000 + (System.Environment.ProcessId % 100) * 100;
 
     public static int FreePort()
     {
