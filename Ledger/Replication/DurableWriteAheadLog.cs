@@ -40,14 +40,16 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
     // A safety net: the log is checked this often even if a round's end went unobserved.
     private static readonly TimeSpan RecheckInterval = TimeSpan.FromMilliseconds(20);
 
-    private readonly string checkpointPath;
+    // DotNext creates the checkpoint file when the log opens and rewrites it in place; one read
+    // handle serves every check on the follower path.
+    private readonly SafeFileHandle checkpoint;
     private readonly MeterListener listener = new();
     private TaskCompletionSource nextRound = NewRound();
 
     public DurableWriteAheadLog(Options options, IStateMachine stateMachine)
         : base(options, stateMachine)
     {
-        checkpointPath = Path.Combine(options.Location, "checkpoint");
+        checkpoint = File.OpenHandle(Path.Combine(options.Location, "checkpoint"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         _ = FlushedThrough();
         listener.InstrumentPublished = (instrument, meterListener) =>
         {
@@ -87,17 +89,7 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
     private long FlushedThrough()
     {
         Span<byte> buffer = stackalloc byte[CheckpointVersion1Size];
-        int read;
-        try
-        {
-            using SafeFileHandle handle = File.OpenHandle(checkpointPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            read = RandomAccess.Read(handle, buffer, 0);
-        }
-        catch (FileNotFoundException)
-        {
-            return 0;
-        }
-
+        var read = RandomAccess.Read(checkpoint, buffer, 0);
         if (read == 0)
             return 0;
         if (read == sizeof(long))
@@ -116,7 +108,11 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
     protected override void Dispose(bool disposing)
     {
         if (disposing)
+        {
             listener.Dispose();
+            checkpoint.Dispose();
+        }
+
         base.Dispose(disposing);
     }
 
@@ -124,6 +120,7 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
     protected override ValueTask DisposeAsyncCore()
     {
         listener.Dispose();
+        checkpoint.Dispose();
         return base.DisposeAsyncCore();
     }
 }
