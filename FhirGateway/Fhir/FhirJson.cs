@@ -49,6 +49,8 @@ public static class FhirJson
 
         var bundle = Deserialize(WithoutEntryResources(root)) as Bundle
                      ?? throw RequestFailure.Invalid("The body is not a FHIR R4 resource.");
+        if (bundle.Entry.Count != resources.Length)
+            throw RequestFailure.Invalid("Every entry of the Bundle must be an object.");
         var parsed = new Resource?[resources.Length];
         var failures = new (int Count, string? FirstCode)?[resources.Length];
         Parallel.For(0, resources.Length, i =>
@@ -112,7 +114,8 @@ public static class FhirJson
             writer.WriteEndObject();
         }
 
-        return JsonDocument.Parse(buffer.WrittenMemory).RootElement.Clone();
+        using var document = JsonDocument.Parse(buffer.WrittenMemory);
+        return document.RootElement.Clone();
     }
 
     private static Resource Deserialize(JsonElement element)
