@@ -25,16 +25,19 @@ internal sealed class BatchedInsert : IDisposable
     public BatchedInsert(SqliteConnection connection, SqliteTransaction transaction, string insert, string table, params string[] columnNames)
     {
         columns = columnNames.Length;
-        many = Prepare(connection, transaction, $"{insert} INTO {table}({string.Join(", ", columnNames)}) VALUES ", columnNames.Length, RowsPerStatement);
-        one = Prepare(connection, transaction, $"{insert} INTO {table}({string.Join(", ", columnNames)}) VALUES ", columnNames.Length, 1);
+        var head = $"{insert} INTO {table}({string.Join(", ", columnNames)}) VALUES ";
+        many = Prepare(connection, transaction, head, columns, RowsPerStatement);
+        one = Prepare(connection, transaction, head, columns, 1);
     }
 
     /// <summary>Adds a row; writes a full statement's worth when enough are buffered.</summary>
     public void Add(params object[] values)
     {
         pending.AddRange(values);
-        if (pending.Count == columns * RowsPerStatement)
-            Run(many, 0, RowsPerStatement);
+        if (pending.Count < columns * RowsPerStatement)
+            return;
+        Run(many, 0, RowsPerStatement);
+        pending.Clear();
     }
 
     /// <summary>Writes the buffered rows.</summary>
@@ -50,8 +53,6 @@ internal sealed class BatchedInsert : IDisposable
         for (var i = 0; i < rows * columns; i++)
             command.Parameters[i].Value = pending[offset + i];
         command.ExecuteNonQuery();
-        if (rows == RowsPerStatement)
-            pending.Clear();
     }
 
     private static SqliteCommand Prepare(SqliteConnection connection, SqliteTransaction transaction, string head, int columns, int rows)
