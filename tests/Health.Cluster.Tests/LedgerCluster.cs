@@ -144,6 +144,23 @@ public sealed class LedgerCluster : IDisposable
         return index;
     }
 
+    /// <summary>Posts the first sample patient's bundle to a node as an operator; returns the patient's id there.</summary>
+    public async Task<string> IngestFirstPatientAsync(NodeProcess node, CancellationToken token)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(node.HttpUrl, "/fhir"))
+        {
+            Content = new ByteArrayContent(await File.ReadAllBytesAsync(Fhir.SyntheaData.PatientBundles.First(), token)),
+        };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/fhir+json");
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", await MintTokenAsync("--role", "operator"));
+        using var posted = await Client.SendAsync(request, token);
+        Assert.Equal(System.Net.HttpStatusCode.OK, posted.StatusCode);
+        var response = await posted.Content.ReadFromJsonAsync<JsonElement>(token);
+        return response.GetProperty("entry").EnumerateArray()
+            .Select(e => e.GetProperty("response").GetProperty("location").GetString()!)
+            .First(l => l.StartsWith("Patient/", StringComparison.Ordinal)).Split('/')[1];
+    }
+
     public async Task<LedgerStatus?> TryStatusAsync(NodeProcess node, CancellationToken token)
     {
         try

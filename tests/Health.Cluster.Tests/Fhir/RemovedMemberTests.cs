@@ -1,8 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Http.Json;
 using System.Text;
-using System.Text.Json;
 
 namespace Health.Cluster.Tests.Fhir;
 
@@ -19,7 +17,7 @@ public sealed class RemovedMemberTests
         {
             await cluster.WaitForLeaderAsync(token);
             var custodian = cluster.Nodes[0];
-            var patient = await IngestFirstPatientAsync(cluster, custodian, token);
+            var patient = await cluster.IngestFirstPatientAsync(custodian, token);
             var patientToken = await cluster.MintTokenAsync("--role", "patient", "--patient", patient);
             using (var grant = await SendAsync(cluster, HttpMethod.Post, custodian, "Consent", patientToken, ConsentTests.ConsentJson(patient, "node3"), token))
                 Assert.Equal(HttpStatusCode.Created, grant.StatusCode);
@@ -38,17 +36,6 @@ public sealed class RemovedMemberTests
         {
             throw new InvalidOperationException(cluster.Diagnostics(), e);
         }
-    }
-
-    private static async Task<string> IngestFirstPatientAsync(LedgerCluster cluster, NodeProcess node, CancellationToken token)
-    {
-        var operatorToken = await cluster.MintTokenAsync("--role", "operator");
-        using var posted = await SendAsync(cluster, HttpMethod.Post, node, string.Empty, operatorToken, File.ReadAllText(SyntheaData.PatientBundles.First()), token);
-        Assert.Equal(HttpStatusCode.OK, posted.StatusCode);
-        var response = await posted.Content.ReadFromJsonAsync<JsonElement>(token);
-        return response.GetProperty("entry").EnumerateArray()
-            .Select(e => e.GetProperty("response").GetProperty("location").GetString()!)
-            .First(l => l.StartsWith("Patient/", StringComparison.Ordinal)).Split('/')[1];
     }
 
     private static async Task<HttpResponseMessage> SendAsync(LedgerCluster cluster, HttpMethod method, NodeProcess node, string relative, string bearer, string? body, CancellationToken token)

@@ -204,21 +204,9 @@ public sealed class RevocationTests(ITestOutputHelper output)
     // Ingests the first sample patient at every node: each holds its own copy under its own id.
     private static async Task<(List<string> LocalIds, string Reader, string PatientToken)> LoadPatientEverywhereAsync(LedgerCluster cluster, CancellationToken token)
     {
-        var bundle = File.ReadAllBytes(SyntheaData.PatientBundles.First());
-        var operatorToken = await cluster.MintTokenAsync("--role", "operator");
         var localIds = new List<string>();
         foreach (var node in cluster.Nodes)
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(node.HttpUrl, "/fhir")) { Content = new ByteArrayContent(bundle) };
-            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/fhir+json");
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", operatorToken);
-            using var posted = await cluster.Client.SendAsync(request, token);
-            Assert.Equal(HttpStatusCode.OK, posted.StatusCode);
-            var response = await posted.Content.ReadFromJsonAsync<JsonElement>(token);
-            localIds.Add(response.GetProperty("entry").EnumerateArray()
-                .Select(e => e.GetProperty("response").GetProperty("location").GetString()!)
-                .First(l => l.StartsWith("Patient/", StringComparison.Ordinal)).Split('/')[1]);
-        }
+            localIds.Add(await cluster.IngestFirstPatientAsync(node, token));
 
         var reader = await cluster.MintTokenAsync("--role", "clinician", "--org", "clinic-north");
         var patientToken = await cluster.MintTokenAsync("--role", "patient", "--patient", localIds[0]);
