@@ -24,12 +24,27 @@ root.SetAction(async (parsed, token) =>
         return 2;
     }
 
+    if (parsed.GetValue(requests) < 1 || parsed.GetValue(seconds) < 1 || parsed.GetValue(entries) < 10 || parsed.GetValue(patientCount) < 1)
+    {
+        await Console.Error.WriteLineAsync("health-load: --requests, --seconds and --patients must be at least 1, --entries at least 10").ConfigureAwait(false);
+        return 2;
+    }
+
+    int[]? given = null;
+    if (parsed.GetValue(clients) is { Length: > 0 } list)
+    {
+        given = list.Split(',').Select(c => int.TryParse(c, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 0).ToArray();
+        if (given.Contains(0))
+        {
+            await Console.Error.WriteLineAsync($"health-load: --clients takes positive whole numbers separated by commas, not {list}").ConfigureAwait(false);
+            return 2;
+        }
+    }
+
     var results = new List<LoadResult>();
     foreach (var run in names)
     {
-        var levels = parsed.GetValue(clients) is { Length: > 0 } given
-            ? given.Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray()
-            : run switch { "appends" => [1, 16, 256], "growth" => [256], _ => [64] };
+        var levels = given ?? run switch { "appends" => [1, 16, 256], "growth" => [256], _ => [64] };
         var cluster = await NodeCluster.StartAsync(3, token).ConfigureAwait(false);
         await using var stop = cluster.ConfigureAwait(false);
         var load = new Scenarios(cluster, parsed.GetValue(samples)!, TimeSpan.FromSeconds(parsed.GetValue(seconds)));
