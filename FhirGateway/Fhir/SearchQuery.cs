@@ -120,6 +120,9 @@ public sealed class SearchQuery
             return new SearchCriterion(parameter, [], prefix, range.Low, range.High);
         }
 
+        if (parameter.Kind == SearchKind.Id)
+            return new SearchCriterion(parameter, [], Ids: value.Split(','));
+
         var tokens = new List<byte[]>();
         foreach (var alternative in value.Split(','))
         {

@@ -18,7 +18,7 @@ using OpenTelemetry.Metrics;
 namespace Health.FhirGateway.Hosting;
 
 /// <summary>Builds and runs one provider node: the ledger member and its HTTP API.</summary>
-public static class NodeHost
+public static partial class NodeHost
 {
     /// <summary>Starts a node; it runs until the returned application is stopped.</summary>
     public static async Task<WebApplication> StartAsync(NodeSettings settings, CancellationToken token, Action<ILoggingBuilder>? logging = null)
@@ -102,6 +102,9 @@ public static class NodeHost
 
         var app = builder.Build();
         var loggerFactory = app.Services.GetRequiredService<ILoggerFactory>();
+        var records = app.Services.GetRequiredService<RecordStore>();
+        if (records.IndexNeedsRebuild)
+            LogIndexRebuilt(loggerFactory.CreateLogger<RecordStore>(), records.RebuildIndex(app.Services.GetRequiredService<SearchIndexer>()));
         node = await LedgerNode.StartAsync(settings.ToLedgerOptions(), [new ConsentProjection()], loggerFactory, token).ConfigureAwait(false);
         app.Services.GetRequiredService<LedgerNode>();
 
@@ -178,10 +181,14 @@ public static class NodeHost
             settings.PseudonymKeyFile ?? Path.Combine(settings.DataDirectory, "keys", "pseudonym.key"));
         Directory.CreateDirectory(Path.Combine(settings.DataDirectory, "records"));
         services.AddSingleton(TimeProvider.System);
-        services.AddSingleton(new RecordStore(Path.Combine(settings.DataDirectory, "records", "records.db"), keys.MasterKey));
-        services.AddSingleton(new SearchIndexer(keys.IndexKey));
+        var store = new RecordStore(Path.Combine(settings.DataDirectory, "records", "records.db"), keys.MasterKey);
+        services.AddSingleton(store);
+        services.AddSingleton(new SearchIndexer(store.IndexKey));
         services.AddSingleton(new PatientPseudonyms(keys.PseudonymKey));
         services.AddSingleton(new BreakGlassReasons(keys.PseudonymKey));
         services.AddSingleton<TransactionProcessor>();
     }
+
+    [LoggerMessage(EventId = 6001, Level = LogLevel.Warning, Message = "The record store was written by an earlier index layout; its search index was rebuilt from {Resources} current resources")]
+    private static partial void LogIndexRebuilt(ILogger logger, int resources);
 }

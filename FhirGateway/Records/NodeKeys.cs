@@ -1,12 +1,11 @@
 using System.Security.Cryptography;
-using System.Text;
 
 namespace Health.FhirGateway.Records;
 
 /// <summary>
 /// The node's secret keys. The master key (32 random bytes, from a key file or the
-/// <c>HEALTH_MASTER_KEY</c> environment variable, base64) wraps every patient's data key; the
-/// search-index key is derived from it. The pseudonym key is shared by the whole consortium and
+/// <c>HEALTH_MASTER_KEY</c> environment variable, base64) wraps every patient's data key and the
+/// search index's key (both kept in the record store). The pseudonym key is shared by the whole consortium and
 /// turns a patient's identifier into the patient key used on the ledger.
 /// </summary>
 public sealed class NodeKeys
@@ -16,15 +15,11 @@ public sealed class NodeKeys
     private NodeKeys(byte[] master, byte[] pseudonym)
     {
         MasterKey = master;
-        IndexKey = HKDF.DeriveKey(HashAlgorithmName.SHA256, master, 32, info: Encoding.ASCII.GetBytes("health-ledger search index v1"));
         PseudonymKey = pseudonym;
     }
 
     /// <summary>Wraps patients' data keys.</summary>
     public byte[] MasterKey { get; }
-
-    /// <summary>Keys the HMAC tokens of the search index.</summary>
-    public byte[] IndexKey { get; }
 
     /// <summary>Keys the consortium-wide patient pseudonyms.</summary>
     public byte[] PseudonymKey { get; }

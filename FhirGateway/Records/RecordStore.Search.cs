@@ -29,7 +29,7 @@ public sealed partial class RecordStore
         parameters.Add("sort", sortByDate);
         var page = sortByDate is null
             ? $"AND c.seq > @after ORDER BY c.seq LIMIT @limit"
-            : $"ORDER BY (SELECT MIN(d.low) FROM search_dates d WHERE d.type = c.type AND d.id = c.id AND d.param = @sort) IS NULL, (SELECT MIN(d.low) FROM search_dates d WHERE d.type = c.type AND d.id = c.id AND d.param = @sort) {(descending ? "DESC" : "ASC")}, c.seq LIMIT @limit OFFSET @after";
+            : $"ORDER BY (SELECT MIN(d.low) FROM search_dates d WHERE d.seq = c.seq AND d.param = @sort) IS NULL, (SELECT MIN(d.low) FROM search_dates d WHERE d.seq = c.seq AND d.param = @sort) {(descending ? "DESC" : "ASC")}, c.seq LIMIT @limit OFFSET @after";
         var rows = connection.Query<(long Seq, string Type, string Id, int Version, string Owner, long LastUpdated)>(
             $"SELECT c.seq, c.type, c.id, c.version, c.owner, c.last_updated FROM current c WHERE {where} {page}", parameters).AsList();
         var results = new List<StoredResource>(int.Min(rows.Count, count));
@@ -72,7 +72,7 @@ public sealed partial class RecordStore
             parameters.Add("owners", owners.Owners.ToList());
             if (owners.Restricted.Count > 0 && owners.WithheldLabelTokens.Count > 0)
             {
-                where.Append(" AND NOT (c.owner IN @restricted AND c.id IN (SELECT w.id FROM search_tokens w WHERE w.type = c.type AND w.param = '_security' AND w.token IN @withheld))");
+                where.Append(" AND NOT (c.owner IN @restricted AND c.seq IN (SELECT w.seq FROM search_tokens w WHERE w.type = c.type AND w.param = '_security' AND w.token IN @withheld))");
                 parameters.Add("restricted", owners.Restricted.ToList());
                 parameters.Add("withheld", owners.WithheldLabelTokens.ToList());
             }
@@ -83,7 +83,12 @@ public sealed partial class RecordStore
             var criterion = criteria[i];
             var p = $"p{i.ToString(CultureInfo.InvariantCulture)}";
             parameters.Add(p, criterion.Parameter.Name);
-            if (criterion.Parameter.Kind == SearchKind.Date)
+            if (criterion.Parameter.Kind == SearchKind.Id)
+            {
+                parameters.Add(p + "ids", criterion.Ids ?? []);
+                where.Append(CultureInfo.InvariantCulture, $" AND c.id IN @{p}ids");
+            }
+            else if (criterion.Parameter.Kind == SearchKind.Date)
             {
                 parameters.Add(p + "low", criterion.Low);
                 parameters.Add(p + "high", criterion.High);
@@ -96,12 +101,12 @@ public sealed partial class RecordStore
                     "ne" => $"NOT (d.low >= @{p}low AND d.high <= @{p}high)",
                     _ => $"d.low >= @{p}low AND d.high <= @{p}high",
                 };
-                where.Append(CultureInfo.InvariantCulture, $" AND c.id IN (SELECT d.id FROM search_dates d WHERE d.type = @type AND d.param = @{p} AND {comparison})");
+                where.Append(CultureInfo.InvariantCulture, $" AND c.seq IN (SELECT d.seq FROM search_dates d WHERE d.type = @type AND d.param = @{p} AND {comparison})");
             }
             else
             {
                 parameters.Add(p + "tokens", criterion.Tokens.ToList());
-                where.Append(CultureInfo.InvariantCulture, $" AND c.id IN (SELECT t.id FROM search_tokens t WHERE t.type = @type AND t.param = @{p} AND t.token IN @{p}tokens)");
+                where.Append(CultureInfo.InvariantCulture, $" AND c.seq IN (SELECT t.seq FROM search_tokens t WHERE t.type = @type AND t.param = @{p} AND t.token IN @{p}tokens)");
             }
         }
 
@@ -113,7 +118,7 @@ public sealed partial class RecordStore
     {
         using var connection = Open();
         return connection.ExecuteScalar<long>(
-            "SELECT EXISTS(SELECT 1 FROM search_tokens WHERE type = @type AND id = @id AND param = @param AND token IN @tokens)",
+            "SELECT EXISTS(SELECT 1 FROM search_tokens WHERE seq = (SELECT seq FROM current WHERE type = @type AND id = @id) AND param = @param AND token IN @tokens)",
             new { type, id, param, tokens = tokens.ToList() }) == 1;
     }
 
@@ -122,7 +127,7 @@ public sealed partial class RecordStore
     {
         using var connection = Open();
         return connection.Query<string>("""
-            SELECT DISTINCT t.id FROM search_tokens t JOIN current c ON c.type = t.type AND c.id = t.id
+            SELECT DISTINCT c.id FROM search_tokens t JOIN current c ON c.seq = t.seq
             WHERE t.type = @type AND t.param = @param AND t.token = @token AND c.deleted = 0 LIMIT 2
             """, new { type, param, token }).AsList();
     }

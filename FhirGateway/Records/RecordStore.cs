@@ -13,6 +13,15 @@ public sealed partial class RecordStore : IDisposable
     /// <summary>Owner of the data key for resources outside any patient's compartment.</summary>
     public const string NodeOwner = "";
 
+    /// <summary>
+    /// Owner of the search index's HMAC key among the data keys, so that a master key rotation
+    /// re-wraps it with them and the index keeps matching. No FHIR id contains <c>#</c>.
+    /// </summary>
+    public const string IndexKeyOwner = "#search-index";
+
+    /// <summary>The index layout this code reads and writes, kept in SQLite's <c>user_version</c>.</summary>
+    private const int IndexLayout = 2;
+
     private readonly string connectionString;
     private readonly byte[] masterKey;
 
@@ -22,23 +31,42 @@ public sealed partial class RecordStore : IDisposable
         this.masterKey = masterKey;
         connectionString = new SqliteConnectionStringBuilder { DataSource = Path.GetFullPath(path), Pooling = true }.ToString();
         using var connection = Open();
+        connection.Execute("PRAGMA journal_mode = WAL");
+        var layout = connection.ExecuteScalar<long>("PRAGMA user_version");
+        var existing = connection.ExecuteScalar<long>("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'current'") > 0;
+        using var transaction = connection.BeginTransaction();
+
+        // A store written by an earlier layout loses its index here and gets it back from the
+        // records themselves (RebuildIndex), in one transaction that also sets the new layout.
+        if (existing && layout < IndexLayout)
+            connection.Execute("DROP TABLE IF EXISTS search_tokens; DROP TABLE IF EXISTS search_dates;", transaction: transaction);
         connection.Execute("""
-            PRAGMA journal_mode = WAL;
             CREATE TABLE IF NOT EXISTS data_keys(owner TEXT PRIMARY KEY, wrapped BLOB, shredded INTEGER NOT NULL DEFAULT 0);
             CREATE TABLE IF NOT EXISTS current(seq INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
                 owner TEXT NOT NULL, last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, UNIQUE(type, id));
             CREATE TABLE IF NOT EXISTS versions(type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, last_updated INTEGER NOT NULL,
                 deleted INTEGER NOT NULL DEFAULT 0, body BLOB, UNIQUE(type, id, version));
-            CREATE TABLE IF NOT EXISTS search_tokens(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, token BLOB NOT NULL,
-                PRIMARY KEY(type, param, token, id)) WITHOUT ROWID;
-            CREATE INDEX IF NOT EXISTS search_tokens_owner ON search_tokens(type, id);
-            CREATE TABLE IF NOT EXISTS search_dates(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS search_tokens(type TEXT NOT NULL, param TEXT NOT NULL, token BLOB NOT NULL, seq INTEGER NOT NULL,
+                PRIMARY KEY(type, param, token, seq)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS search_tokens_resource ON search_tokens(seq);
+            CREATE TABLE IF NOT EXISTS search_dates(seq INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL);
             CREATE INDEX IF NOT EXISTS search_dates_lookup ON search_dates(type, param, low);
-            CREATE INDEX IF NOT EXISTS search_dates_owner ON search_dates(type, id);
+            CREATE INDEX IF NOT EXISTS search_dates_resource ON search_dates(seq);
             CREATE TABLE IF NOT EXISTS patient_keys(owner TEXT PRIMARY KEY, patient_key TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS patient_keys_key ON patient_keys(patient_key);
-            """);
+            """, transaction: transaction);
+        if (!existing)
+            connection.Execute($"PRAGMA user_version = {IndexLayout}", transaction: transaction);
+        IndexKey = DataKey(connection, transaction, IndexKeyOwner, create: true);
+        transaction.Commit();
+        IndexNeedsRebuild = existing && layout < IndexLayout;
     }
+
+    /// <summary>Keys the HMAC tokens of the search index: random per store, sealed under the master key.</summary>
+    public byte[] IndexKey { get; }
+
+    /// <summary>Whether the store was written by an earlier index layout and <see cref="RebuildIndex"/> must run before it is searched.</summary>
+    public bool IndexNeedsRebuild { get; private set; }
 
     /// <summary>Opens a connection to the store.</summary>
     public SqliteConnection Open()
@@ -74,7 +102,7 @@ public sealed partial class RecordStore : IDisposable
     public bool Shred(string patientId)
     {
         using var connection = Open();
-        return connection.Execute("UPDATE data_keys SET wrapped = NULL, shredded = 1 WHERE owner = @patientId AND owner <> ''", new { patientId }) > 0;
+        return connection.Execute("UPDATE data_keys SET wrapped = NULL, shredded = 1 WHERE owner = @patientId AND owner NOT IN ('', @IndexKeyOwner)", new { patientId, IndexKeyOwner }) > 0;
     }
 
     /// <summary>The consortium pseudonym of a patient held here, or null when the patient is not known.</summary>
@@ -95,7 +123,32 @@ public sealed partial class RecordStore : IDisposable
     public RecordWriter BeginWrite()
     {
         var connection = Open();
+        // Multi-row inserts that may hit a constraint keep a statement journal; in memory it costs
+        // no temporary file writes (on disk it wrote more per bundle than the WAL).
+        connection.Execute("PRAGMA temp_store = MEMORY");
         return new RecordWriter(this, connection, connection.BeginTransaction());
+    }
+
+    /// <summary>
+    /// Indexes every current resource again, in one transaction that also records the current
+    /// layout: the upgrade of a store written by an earlier one.
+    /// </summary>
+    /// <returns>How many resources were indexed (those of erased patients are not).</returns>
+    public int RebuildIndex(SearchIndexer indexer)
+    {
+        using var writer = BeginWrite();
+        var indexed = 0;
+        foreach (var resource in writer.CurrentResources())
+        {
+            var (tokens, dates) = indexer.Index(Fhir.FhirJson.Parse(resource.Stored.Json));
+            writer.AddIndexRows(resource.Seq, resource.Stored.Type, tokens, dates);
+            indexed++;
+        }
+
+        writer.SetLayout(IndexLayout);
+        writer.Commit();
+        IndexNeedsRebuild = false;
+        return indexed;
     }
 
     /// <summary>The current version of a resource, or a specific one.</summary>

@@ -25,12 +25,13 @@ public sealed class RecordWriter : IDisposable
         upsertCurrent = Prepare("""
             INSERT INTO current(type, id, version, owner, last_updated) VALUES ($type, $id, $version, $owner, $updated)
             ON CONFLICT(type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated, deleted = 0
+            RETURNING seq
             """, "$type", "$id", "$version", "$owner", "$updated");
-        deleteTokens = Prepare("DELETE FROM search_tokens WHERE type = $type AND id = $id", "$type", "$id");
-        deleteDates = Prepare("DELETE FROM search_dates WHERE type = $type AND id = $id", "$type", "$id");
-        insertTokens = new BatchedInsert(connection, transaction, "INSERT OR IGNORE", "search_tokens", "type", "id", "param", "token");
+        deleteTokens = Prepare("DELETE FROM search_tokens WHERE seq = $seq", "$seq");
+        deleteDates = Prepare("DELETE FROM search_dates WHERE seq = $seq", "$seq");
+        insertTokens = new BatchedInsert(connection, transaction, "INSERT OR IGNORE", "search_tokens", "type", "param", "token", "seq");
         upsertPatientKey = Prepare("INSERT OR REPLACE INTO patient_keys(owner, patient_key) VALUES ($owner, $key)", "$owner", "$key");
-        insertDates = new BatchedInsert(connection, transaction, "INSERT", "search_dates", "type", "id", "param", "low", "high");
+        insertDates = new BatchedInsert(connection, transaction, "INSERT", "search_dates", "seq", "type", "param", "low", "high");
     }
 
     /// <summary>
@@ -46,21 +47,51 @@ public sealed class RecordWriter : IDisposable
             keys[resource.Owner] = key = store.DataKey(connection, transaction, resource.Owner, createKey);
         var body = RecordCipher.Seal(key, resource.Json, RecordCipher.ResourceBinding(resource.Type, resource.Id, resource.Version));
         Run(insertVersion, resource.Type, resource.Id, resource.Version, resource.LastUpdated, body);
-        Run(upsertCurrent, resource.Type, resource.Id, resource.Version, resource.Owner, resource.LastUpdated);
+        var seq = (long)Scalar(upsertCurrent, resource.Type, resource.Id, resource.Version, resource.Owner, resource.LastUpdated)!;
         if (resource.Version > 1)
         {
             // A first version has no index rows to replace (and none buffered: updates are written
             // after every create of the bundle, and buffered rows are flushed before a delete).
             FlushIndexRows();
-            Run(deleteTokens, resource.Type, resource.Id);
-            Run(deleteDates, resource.Type, resource.Id);
+            Run(deleteTokens, seq);
+            Run(deleteDates, seq);
         }
 
-        foreach (var (param, token) in tokens)
-            insertTokens.Add(resource.Type, resource.Id, param, token);
-        foreach (var (param, low, high) in dates)
-            insertDates.Add(resource.Type, resource.Id, param, low, high);
+        AddIndexRows(seq, resource.Type, tokens, dates);
     }
+
+    /// <summary>Adds the index rows of the resource at insertion sequence <paramref name="seq"/>.</summary>
+    internal void AddIndexRows(long seq, string type, IReadOnlyList<(string Param, byte[] Token)> tokens, IReadOnlyList<(string Param, long Low, long High)> dates)
+    {
+        foreach (var (param, token) in tokens)
+            insertTokens.Add(type, param, token, seq);
+        foreach (var (param, low, high) in dates)
+            insertDates.Add(seq, type, param, low, high);
+    }
+
+    /// <summary>
+    /// Every current resource that can still be read (not deleted, patient not erased), with its
+    /// insertion sequence, in that order.
+    /// </summary>
+    internal IEnumerable<(long Seq, StoredResource Stored)> CurrentResources()
+    {
+        var rows = connection.Query<(long Seq, string Type, string Id, int Version, string Owner, long LastUpdated, byte[] Body)>("""
+            SELECT c.seq, c.type, c.id, c.version, c.owner, c.last_updated, v.body FROM current c
+            JOIN versions v ON v.type = c.type AND v.id = c.id AND v.version = c.version
+            WHERE c.deleted = 0 AND c.owner NOT IN (SELECT owner FROM data_keys WHERE shredded = 1) ORDER BY c.seq
+            """, transaction: transaction, buffered: false);
+        foreach (var row in rows)
+        {
+            if (!keys.TryGetValue(row.Owner, out var key))
+                keys[row.Owner] = key = store.DataKey(connection, transaction, row.Owner, create: false);
+            var json = RecordCipher.Open(key, row.Body, RecordCipher.ResourceBinding(row.Type, row.Id, row.Version));
+            yield return (row.Seq, new StoredResource(row.Type, row.Id, row.Version, row.Owner, row.LastUpdated, json));
+        }
+    }
+
+    /// <summary>Records the index layout the store is in, with this transaction.</summary>
+    internal void SetLayout(int layout)
+        => connection.Execute($"PRAGMA user_version = {layout.ToString(System.Globalization.CultureInfo.InvariantCulture)}", transaction: transaction);
 
     /// <summary>Records a deletion as a new version without a body and drops the resource's index rows.</summary>
     /// <returns>The deletion's version number.</returns>
@@ -70,10 +101,10 @@ public sealed class RecordWriter : IDisposable
         var version = currentVersion + 1;
         connection.Execute("INSERT INTO versions(type, id, version, last_updated, deleted, body) VALUES (@type, @id, @version, @now, 1, NULL)",
             new { type, id, version, now }, transaction);
-        connection.Execute("UPDATE current SET version = @version, last_updated = @now, deleted = 1 WHERE type = @type AND id = @id",
+        var seq = connection.ExecuteScalar<long>("UPDATE current SET version = @version, last_updated = @now, deleted = 1 WHERE type = @type AND id = @id RETURNING seq",
             new { type, id, version, now }, transaction);
-        Run(deleteTokens, type, id);
-        Run(deleteDates, type, id);
+        Run(deleteTokens, seq);
+        Run(deleteDates, seq);
         return version;
     }
 
@@ -108,9 +139,20 @@ public sealed class RecordWriter : IDisposable
 
     private static void Run(SqliteCommand command, params object[] values)
     {
+        Bind(command, values);
+        command.ExecuteNonQuery();
+    }
+
+    private static object? Scalar(SqliteCommand command, params object[] values)
+    {
+        Bind(command, values);
+        return command.ExecuteScalar();
+    }
+
+    private static void Bind(SqliteCommand command, object[] values)
+    {
         for (var i = 0; i < values.Length; i++)
             command.Parameters[i].Value = values[i];
-        command.ExecuteNonQuery();
     }
 
     /// <inheritdoc/>

@@ -14,6 +14,9 @@ public enum SearchKind
 
     /// <summary>A name: case- and accent-insensitive, matching from the start of a word (at least 3 letters).</summary>
     String,
+
+    /// <summary>The resource's own id (a FHIR token), matched against the stored resources themselves rather than an index.</summary>
+    Id,
 }
 
 /// <summary>A supported search parameter.</summary>
@@ -87,7 +90,7 @@ public static class SearchParameters
         var own = ByType.GetValueOrDefault(resourceType, []);
         SearchParameter[] common =
         [
-            new(resourceType, "_id", SearchKind.Token, "id"),
+            new(resourceType, "_id", SearchKind.Id, "id"),
             new(resourceType, "_lastUpdated", SearchKind.Date, "meta.lastUpdated"),
             new(resourceType, "identifier", SearchKind.Token, "identifier"),
             new(resourceType, "_security", SearchKind.Token, "meta.security"),
