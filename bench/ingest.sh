@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Synthea ingest rate: three health-node processes on loopback; every bundle in the sample folder
 # is posted to node1 as a transaction (organisations and practitioners first): once cold (just
-# started, code not yet compiled by the JIT's optimising tier), once more one at a time, then again
-# with 4 bundles in flight. Prints resources/s for each pass. Bounded: three passes over the set
-# (later passes store the patients again under new ids; organisations match by identifier).
+# started, code not yet compiled by the JIT's optimising tier), three more times one at a time, then
+# three times with 4 bundles in flight. Prints resources/s for each pass and the median of each
+# warm triple. Bounded: seven passes over the set (later passes store the patients again under new
+# ids; organisations match by identifier).
 # With --profile, node1 is traced (dotnet-trace, sampled thread time) during the warm sequential pass and
 # the share of the ingest handler's time spent in cryptography (the encryption on/off question),
 # SQLite and Firely's JSON is printed.
@@ -41,15 +42,16 @@ pass() {
   start=$(date +%s.%N)
   echo "$files" | xargs -P "$in_flight" -I{} bash -c 'post http://127.0.0.1:38081 {}' | grep -v '^200$' | sed 's/^/refused with /' || true
   end=$(date +%s.%N)
-  awk -v r="$resources" -v s="$start" -v e="$end" -v name="$name" 'BEGIN { printf "%s: %d resources in %.1f s = %.0f resources/s\n", name, r, e - s, r / (e - s) }'
+  awk -v r="$resources" -v s="$start" -v e="$end" -v name="$name" 'BEGIN { printf "%s: %d resources in %.1f s = %.0f resources/s\n", name, r, e - s, r / (e - s) }' | tee -a "$tmp/rates"
 }
+median() { grep "^$1" "$tmp/rates" | awk '{ print $(NF-1) }' | sort -n | sed -n 2p; }
 pass "cold (just started), one at a time" 1
 if $profile; then
   # A fixed window over the warm pass (about 4 s here): dotnet-trace stops on its own.
   "$trace_tool" collect -p "${pids[0]}" --profile dotnet-sampled-thread-time --format Speedscope -o "$tmp/ingest.nettrace" --duration 00:00:00:06 >"$tmp/trace.log" 2>&1 &
   tracer=$!; sleep 2
 fi
-pass "warm, one at a time" 1
+for run in 1 2 3; do pass "warm, one at a time ($run)" 1; done
 if $profile; then
   wait "$tracer" || true
   python3 "$here/profile-share.py" "$tmp/ingest.speedscope.json" TransactionAsync \
@@ -59,4 +61,5 @@ if $profile; then
     "parse the request=FhirJson.ReadAsync" "resolve references=ResolveReferences|PlanEntries" "serialise=FhirJson.ToUtf8" \
     "index=SearchIndexer.Index" "write rows=RecordWriter.Write" "commit=RecordWriter.Commit" "ledger locators=LocateAsync"
 fi
-pass "warm, 4 in flight" 4
+for run in 1 2 3; do pass "warm, 4 in flight ($run)" 4; done
+echo "median: one at a time $(median "warm, one") resources/s, 4 in flight $(median "warm, 4") resources/s"

@@ -136,7 +136,7 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
                     if (url != resource.TypeName)
                         throw RequestFailure.Invalid($"Entry {i}: request.url must be the resource type {resource.TypeName}.");
                     var existing = entry.Request!.IfNoneExist is { } condition ? FindSingle(resource.TypeName, condition, i) : null;
-                    planned.Add(new PlannedEntry(i, Bundle.HTTPVerb.POST, resource.TypeName, resource, entry.FullUrl, Guid.NewGuid().ToString(), existing, null));
+                    planned.Add(new PlannedEntry(i, Bundle.HTTPVerb.POST, resource.TypeName, resource, entry.FullUrl, Guid.CreateVersion7().ToString(), existing, null));
                     break;
                 }
 
@@ -166,6 +166,9 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
     {
         var targets = planned.Where(e => e.FullUrl is not null)
             .ToDictionary(e => e.FullUrl!, e => $"{e.Type}/{e.ExistingId ?? e.Id}", StringComparer.Ordinal);
+
+        // Synthea names the same organisations and practitioners in most entries: look each up once.
+        var conditional = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var entry in planned.Where(e => e.Resource is not null))
         {
             foreach (var reference in ReferenceWalker.All(entry.Resource!))
@@ -180,8 +183,13 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
                 }
                 else if (value.Contains('?', StringComparison.Ordinal))
                 {
-                    var type = value[..value.IndexOf('?', StringComparison.Ordinal)];
-                    reference.Reference = $"{type}/{FindSingle(type, value[(type.Length + 1)..], null) ?? throw new RequestFailure(StatusCodes.Status422UnprocessableEntity, OperationOutcome.IssueType.NotFound, $"A conditional reference to {type} matches nothing stored.")}";
+                    if (!conditional.TryGetValue(value, out var target))
+                    {
+                        var type = value[..value.IndexOf('?', StringComparison.Ordinal)];
+                        conditional[value] = target = $"{type}/{FindSingle(type, value[(type.Length + 1)..], null) ?? throw new RequestFailure(StatusCodes.Status422UnprocessableEntity, OperationOutcome.IssueType.NotFound, $"A conditional reference to {type} matches nothing stored.")}";
+                    }
+
+                    reference.Reference = target;
                 }
             }
         }
