@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using DotNext.IO;
 using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
 using Health.Ledger.Checkpoints;
@@ -23,6 +24,13 @@ namespace Health.Ledger.Replication;
 internal sealed partial class LedgerStateMachine : SimpleStateMachine
 {
     private const string PendingSnapshotName = "snapshot-pending.db";
+
+    /// <summary>
+    /// A snapshot copies the whole projection, so the next one waits until the ledger has grown by
+    /// at least this fraction (1/n) of its size at the last one: the copying per entry stays the
+    /// same however large the ledger gets, and the log keeps at most about a fifth of the entries.
+    /// </summary>
+    private const int GrowthBetweenSnapshots = 4;
     private readonly LedgerStore store;
     private readonly MerkleTree tree;
     private readonly long snapshotInterval;
@@ -30,6 +38,7 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
     private readonly ILogger logger;
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource<(long First, int Count)>> waiters = new();
     private long lastSnapshotRaftIndex;
+    private long lastSnapshotTreeSize;
     private long appliedRaftIndex;
 
     public LedgerStateMachine(DirectoryInfo snapshotLocation, LedgerStore store, MerkleTree tree, long snapshotInterval, ILogger logger)
@@ -43,6 +52,7 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
         appliedRaftIndex = store.RaftIndex;
         lastSnapshotRaftIndex = store.RaftIndex;
         ReloadTree();
+        lastSnapshotTreeSize = tree.Size;
     }
 
     /// <summary>Raft index of the last applied log entry.</summary>
@@ -151,16 +161,25 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
 
     private bool TakeSnapshotIfDue(long raftIndex)
     {
-        if (raftIndex - lastSnapshotRaftIndex < snapshotInterval)
+        if (!IsSnapshotDue(raftIndex - lastSnapshotRaftIndex, snapshotInterval, tree.Size, lastSnapshotTreeSize))
             return false;
 
         // The copy must reflect exactly this index, so it is taken here, before the next apply;
         // PersistAsync then only streams the file.
+        var started = Stopwatch.GetTimestamp();
         store.CopyTo(pendingSnapshotPath);
         lastSnapshotRaftIndex = raftIndex;
-        LogSnapshot(logger, raftIndex, tree.Size);
+        lastSnapshotTreeSize = tree.Size;
+        LogSnapshot(logger, raftIndex, tree.Size, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         return true;
     }
+
+    /// <summary>
+    /// Whether a snapshot is due: after <paramref name="interval"/> Raft entries, once the ledger has
+    /// also grown by a <see cref="GrowthBetweenSnapshots"/>th of its size at the last snapshot.
+    /// </summary>
+    internal static bool IsSnapshotDue(long raftEntriesSinceLast, long interval, long treeSize, long treeSizeAtLast)
+        => raftEntriesSinceLast >= interval && treeSize - treeSizeAtLast >= treeSizeAtLast / GrowthBetweenSnapshots;
 
     protected override async ValueTask PersistAsync(IAsyncBinaryWriter writer, CancellationToken token)
     {
@@ -179,6 +198,7 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
         {
             store.ReplaceWith(snapshotFile.FullName);
             ReloadTree();
+            lastSnapshotTreeSize = tree.Size;
             Volatile.Write(ref appliedRaftIndex, store.RaftIndex);
             LogSnapshotInstalled(logger, snapshotRaftIndex, tree.Size);
             foreach (var batchId in waiters.Keys)
@@ -204,6 +224,7 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
         ReloadTree();
         Volatile.Write(ref appliedRaftIndex, 0);
         lastSnapshotRaftIndex = 0;
+        lastSnapshotTreeSize = 0;
     }
 
     private void ReloadTree()
@@ -219,8 +240,8 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
     [LoggerMessage(EventId = 1104, Level = LogLevel.Critical, Message = "Applying Raft index {RaftIndex} failed; the node stops")]
     private static partial void LogApplyFailed(ILogger logger, long raftIndex, Exception exception);
 
-    [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Snapshot taken at Raft index {RaftIndex}, tree size {TreeSize}")]
-    private static partial void LogSnapshot(ILogger logger, long raftIndex, long treeSize);
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Snapshot taken at Raft index {RaftIndex}, tree size {TreeSize}, copied in {Milliseconds} ms")]
+    private static partial void LogSnapshot(ILogger logger, long raftIndex, long treeSize, long milliseconds);
 
     [LoggerMessage(EventId = 1103, Level = LogLevel.Information, Message = "Snapshot installed at Raft index {RaftIndex}, tree size {TreeSize}")]
     private static partial void LogSnapshotInstalled(ILogger logger, long raftIndex, long treeSize);
