@@ -3,14 +3,38 @@ using System.Numerics;
 namespace Health.Ledger.Merkle;
 
 /// <summary>
-/// An append-only Merkle tree as RFC 9162 defines it. Every complete, aligned subtree hash is kept
-/// (level k holds the hashes of subtrees of 2^k leaves), so roots and proofs for any earlier tree
-/// size take O(log² n) hashing. Safe for one writer and many readers.
+/// An append-only Merkle tree as RFC 9162 defines it. Every complete, aligned subtree hash is
+/// available (level k holds the hashes of subtrees of 2^k leaves), so roots and proofs for any
+/// earlier tree size take O(log² n) hashing. Safe for one writer and many readers.
 /// </summary>
+/// <remarks>
+/// Given a reader of the leaf hashes it no longer holds, the tree keeps in memory only the levels
+/// from <see cref="BlockLevel"/> up (one hash per 1,024 leaves and above) plus the last complete
+/// block and the one being filled; a lower hash elsewhere is recomputed from its block's leaves,
+/// read once per block and kept for a few blocks. Memory then grows by 64 bytes per 1,024 leaves.
+/// Without a reader, every hash is held.
+/// </remarks>
 public sealed class MerkleTree
 {
+    /// <summary>Levels below this one are held only for the newest blocks of 2^<see cref="BlockLevel"/> leaves.</summary>
+    public const int BlockLevel = 10;
+
+    private const int BlockLeaves = 1 << BlockLevel;
+    private const int CachedBlocks = 4;
+
+    private readonly Func<long, int, IReadOnlyList<byte[]>>? readLeaves;
     private readonly List<HashList> levels = [new HashList()];
+    private readonly LinkedList<(long Block, byte[][] Levels)> recentBlocks = new();
     private readonly Lock sync = new();
+
+    /// <summary>A tree that holds every hash in memory.</summary>
+    public MerkleTree()
+    {
+    }
+
+    /// <summary>A tree that holds only the upper levels and the newest blocks (see remarks).</summary>
+    /// <param name="readLeaves">Reads the leaf hashes at 0-based positions [start, start + count), all of them appended before.</param>
+    public MerkleTree(Func<long, int, IReadOnlyList<byte[]>> readLeaves) => this.readLeaves = readLeaves;
 
     /// <summary>Number of leaves.</summary>
     public long Size
@@ -38,7 +62,19 @@ public sealed class MerkleTree
                 var parent = MerkleHash.Node(levels[level].Get(index - 1), levels[level].Get(index));
                 levels[level + 1].Add(parent);
             }
+
+            if (readLeaves is not null && levels[0].Count % BlockLeaves == 0)
+                ReleaseOlderBlocks();
         }
+    }
+
+    // Keeps the block just completed (its right edge still pairs with the next block's hashes
+    // only through the levels above) and drops the lower hashes of every block before it.
+    private void ReleaseOlderBlocks()
+    {
+        var keepFromLeaf = levels[0].Count - BlockLeaves;
+        for (var level = 0; level < BlockLevel && level < levels.Count; level++)
+            levels[level].DropBefore(keepFromLeaf >> level);
     }
 
     /// <summary>Removes every leaf.</summary>
@@ -48,6 +84,7 @@ public sealed class MerkleTree
         {
             levels.Clear();
             levels.Add(new HashList());
+            recentBlocks.Clear();
         }
     }
 
@@ -58,7 +95,7 @@ public sealed class MerkleTree
         {
             ArgumentOutOfRangeException.ThrowIfNegative(leafIndex);
             ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(leafIndex, levels[0].Count);
-            return levels[0].Get(leafIndex).ToArray();
+            return Node(0, leafIndex).ToArray();
         }
     }
 
@@ -115,7 +152,7 @@ public sealed class MerkleTree
     private byte[] SubtreeHash(long start, long count)
     {
         if (BitOperations.IsPow2(count) && start % count == 0)
-            return levels[BitOperations.Log2((ulong)count)].Get(start / count).ToArray();
+            return Node(BitOperations.Log2((ulong)count), start / count).ToArray();
         var split = LargestPowerOfTwoBelow(count);
         return MerkleHash.Node(SubtreeHash(start, split), SubtreeHash(start + split, count - split));
     }
@@ -159,22 +196,83 @@ public sealed class MerkleTree
         }
     }
 
+    // The hash of the index-th complete subtree of 2^level leaves.
+    private ReadOnlySpan<byte> Node(int level, long index)
+    {
+        if (index >= levels[level].First)
+            return levels[level].Get(index);
+        var perBlock = BlockLeaves >> level;
+        return BlockLevels(index / perBlock)[level].AsSpan(checked((int)(index % perBlock)) * MerkleHash.Size, MerkleHash.Size);
+    }
+
+    // Every level under BlockLevel of one complete block, from its leaves.
+    private byte[][] BlockLevels(long block)
+    {
+        for (var node = recentBlocks.First; node is not null; node = node.Next)
+        {
+            if (node.Value.Block != block)
+                continue;
+            recentBlocks.Remove(node);
+            recentBlocks.AddFirst(node);
+            return node.Value.Levels;
+        }
+
+        var leaves = readLeaves!(block * BlockLeaves, BlockLeaves);
+        if (leaves.Count != BlockLeaves || leaves.Any(l => l.Length != MerkleHash.Size))
+            throw new InvalidOperationException($"The leaf store returned {leaves.Count} leaf hashes of block {block}, not {BlockLeaves}.");
+        var hashes = new byte[BlockLevel][];
+        hashes[0] = new byte[BlockLeaves * MerkleHash.Size];
+        for (var i = 0; i < BlockLeaves; i++)
+            leaves[i].CopyTo(hashes[0], i * MerkleHash.Size);
+        for (var level = 1; level < BlockLevel; level++)
+        {
+            var below = hashes[level - 1];
+            hashes[level] = new byte[below.Length / 2];
+            for (var i = 0; i < hashes[level].Length / MerkleHash.Size; i++)
+            {
+                MerkleHash.Node(below.AsSpan(2 * i * MerkleHash.Size, MerkleHash.Size), below.AsSpan((2 * i + 1) * MerkleHash.Size, MerkleHash.Size))
+                    .CopyTo(hashes[level], i * MerkleHash.Size);
+            }
+        }
+
+        recentBlocks.AddFirst((block, hashes));
+        if (recentBlocks.Count > CachedBlocks)
+            recentBlocks.RemoveLast();
+        return hashes;
+    }
+
     internal static long LargestPowerOfTwoBelow(long n) => (long)BitOperations.RoundUpToPowerOf2((ulong)n) >> 1;
 
+    // Hashes [First, Count) of one level, in one array; a level may drop the ones before a position.
     private sealed class HashList
     {
         private byte[] data = new byte[MerkleHash.Size * 1024];
 
+        /// <summary>Position of the first hash held.</summary>
+        public long First { get; private set; }
+
+        /// <summary>Position the next hash takes: how many were ever added.</summary>
         public long Count { get; private set; }
 
         public void Add(ReadOnlySpan<byte> hash)
         {
-            if ((Count + 1) * MerkleHash.Size > data.LongLength)
+            if ((Count - First + 1) * MerkleHash.Size > data.LongLength)
                 Array.Resize(ref data, data.Length * 2);
-            hash.CopyTo(data.AsSpan(checked((int)(Count * MerkleHash.Size))));
+            hash.CopyTo(data.AsSpan(Offset(Count)));
             Count++;
         }
 
-        public ReadOnlySpan<byte> Get(long index) => data.AsSpan(checked((int)(index * MerkleHash.Size)), MerkleHash.Size);
+        public ReadOnlySpan<byte> Get(long index) => data.AsSpan(Offset(index), MerkleHash.Size);
+
+        public void DropBefore(long index)
+        {
+            if (index <= First)
+                return;
+            var kept = checked((int)((Count - index) * MerkleHash.Size));
+            data.AsSpan(Offset(index), kept).CopyTo(data);
+            First = index;
+        }
+
+        private int Offset(long index) => checked((int)((index - First) * MerkleHash.Size));
     }
 }

@@ -124,7 +124,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
         var founding = options.Members.Select(m => m.NodeId).Where(id => !options.Join || id != options.NodeId).ToHashSet(StringComparer.Ordinal);
         var store = new LedgerStore(Path.Combine(root.FullName, "ledger.db"), [new GovernanceProjection(founding), .. projections]);
         var admission = new Admission(store, founding);
-        var tree = new MerkleTree();
+        var tree = new MerkleTree(store.ReadLeafHashes);
         var stateMachine = new LedgerStateMachine(root.CreateSubdirectory("snapshots"), store, tree, options.SnapshotInterval, logger);
         if (store.SetAsideAs is { } damagedProjection)
             LogProjectionDamaged(logger, damagedProjection);

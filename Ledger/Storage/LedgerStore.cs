@@ -103,6 +103,13 @@ public sealed partial class LedgerStore : IDisposable
             yield return leaf;
     }
 
+    /// <summary>The leaf hashes at 0-based tree positions [start, start + count), in order. Safe on any thread.</summary>
+    public IReadOnlyList<byte[]> ReadLeafHashes(long start, int count)
+    {
+        using var connection = OpenReader();
+        return connection.Query<byte[]>("SELECT leaf FROM entries WHERE idx > @start AND idx <= @end ORDER BY idx", new { start, end = start + count }).AsList();
+    }
+
     /// <summary>The first index and count of an applied batch, or null. Safe on any thread.</summary>
     internal (long First, int Count)? FindBatch(Guid id)
     {
