@@ -3,10 +3,12 @@
 # Runs ../shared/bench/etcd-baseline.sh (durable etcd puts of ~300-byte values driven by `hey`),
 # then starts three health-node processes on loopback and drives POST /ledger/entries on the
 # leader with the same `hey` settings (~300-byte entries, 1/16/256 clients), and prints the ratio.
-# Needs: apt-get install etcd-server etcd-client hey. Bounded counts; loopback only.
-# Usage: bench/ledger-vs-etcd.sh [N_PER_LEVEL]
+# The nodes first take 10 s of unmeasured appends: etcd is compiled ahead of time, while .NET
+# compiles its hot code while it runs, so a just-started node measures the JIT, not the ledger.
+# Needs: apt-get install etcd-server etcd-client hey. Bounded counts and time; loopback only.
+# Usage: bench/ledger-vs-etcd.sh [N_PER_LEVEL]   (20,000 requests per level by default)
 set -euo pipefail
-n=${1:-4000}
+n=${1:-20000}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 shared=${SHARED_DIR:-$root/../shared}
@@ -38,6 +40,8 @@ echo "health ledger, three nodes, leader $leader_url"
 
 payload=$(head -c 225 /dev/urandom | base64 -w0)   # 300 base64 characters, as the etcd values
 body="{\"kind\":\"OperatorNote\",\"fields\":{\"topic\":\"bench\",\"note\":\"$payload\"}}"
+hey -z 10s -c 64 -m POST -T application/json -d "$body" -t 10 "$leader_url/ledger/entries" >/dev/null
+echo "warm-up: $(curl -s "$leader_url/ledger/status" | sed -n 's/.*"treeSize":\([0-9]*\).*/\1/p') entries appended in 10 s, not measured"
 declare -A ledger_rps
 for c in 1 16 256; do
   out=$(hey -n "$n" -c "$c" -m POST -T application/json -d "$body" -t 10 "$leader_url/ledger/entries")
