@@ -62,8 +62,11 @@ public sealed partial class RecordStore
 
     private static (StringBuilder Where, DynamicParameters Parameters) Where(string? type, IReadOnlyList<SearchCriterion> criteria, OwnerFilter? owners)
     {
-        // A null type searches every type: the patient's whole compartment for $everything.
-        var where = new StringBuilder(type is null ? "1 = 1" : "c.type = @type");
+        // A null type searches every type: the patient's whole compartment for $everything. With
+        // an index criterion, "+" keeps SQLite from walking every resource of the type through the
+        // (type, id) index: the criterion's rows, looked up by insertion sequence, are far fewer.
+        var byIndexRows = criteria.Count > 0 && criteria.All(c => c.Parameter.Kind != SearchKind.Id);
+        var where = new StringBuilder(type is null ? "1 = 1" : byIndexRows ? "+c.type = @type" : "c.type = @type");
         where.Append(" AND c.deleted = 0 AND c.owner NOT IN (SELECT owner FROM data_keys WHERE shredded = 1)");
         var parameters = new DynamicParameters(new { type });
         if (owners is not null)
