@@ -2,6 +2,16 @@ using System.Diagnostics;
 
 namespace Health.Bench.Load;
 
+/// <summary>The node processes a run measures: their CPU time and peak memory, read from /proc.</summary>
+internal interface INodeProcesses
+{
+    /// <summary>CPU seconds (user + system) each node has used so far.</summary>
+    IReadOnlyList<double> CpuSeconds();
+
+    /// <summary>Each node's peak resident memory (VmHWM) in MiB.</summary>
+    IReadOnlyList<double> PeakMemoryMiB();
+}
+
 /// <summary>What one bounded run measured.</summary>
 /// <param name="Name">The scenario and its setting.</param>
 /// <param name="Clients">Concurrent clients.</param>
@@ -36,17 +46,17 @@ internal static class LoadRun
     /// <summary>Runs one request; true when the answer is the one the scenario expects.</summary>
     public delegate Task<bool> Request(int sequence, CancellationToken token);
 
-    public static async Task<LoadResult> RunAsync(string name, NodeCluster cluster, int clients, int requests, TimeSpan limit, Request request, CancellationToken token)
+    public static async Task<LoadResult> RunAsync(string name, INodeProcesses cluster, int clients, int requests, TimeSpan limit, Request request, CancellationToken token)
     {
         await MeasureAsync(name, cluster, clients, MaxWarmUpRequests, WarmUp, request, token).ConfigureAwait(false);
         return await MeasureAsync(name, cluster, clients, requests, limit, request, token).ConfigureAwait(false);
     }
 
     /// <summary>The same without the warm-up, for a run that continues a warmed-up one.</summary>
-    public static Task<LoadResult> ContinueAsync(string name, NodeCluster cluster, int clients, int requests, TimeSpan limit, Request request, CancellationToken token)
+    public static Task<LoadResult> ContinueAsync(string name, INodeProcesses cluster, int clients, int requests, TimeSpan limit, Request request, CancellationToken token)
         => MeasureAsync(name, cluster, clients, requests, limit, request, token);
 
-    private static async Task<LoadResult> MeasureAsync(string name, NodeCluster cluster, int clients, int requests, TimeSpan limit, Request request, CancellationToken token)
+    private static async Task<LoadResult> MeasureAsync(string name, INodeProcesses cluster, int clients, int requests, TimeSpan limit, Request request, CancellationToken token)
     {
         var latencies = new double[requests];
         var answered = new bool[requests];

@@ -15,7 +15,7 @@ namespace Health.Bench.Load;
 /// pseudonym key. Started by the driver and stopped with it. Reads each process's CPU time and
 /// peak memory from /proc.
 /// </summary>
-internal sealed class NodeCluster : IAsyncDisposable
+internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
 {
     private readonly DirectoryInfo data = Directory.CreateTempSubdirectory("health-load-");
     private readonly List<Process> processes = [];

@@ -6,19 +6,20 @@ using Spectre.Console;
 // health-load: the end-to-end load driver. Starts its own three-node cluster on loopback for each
 // scenario, runs it bounded in requests and time, and prints throughput, latency percentiles, CPU
 // seconds and peak memory per node. docs/PERFORMANCE.md has the figures and what limits them.
-var scenario = new Argument<string>("scenario") { Description = "appends, reads, mixed, everything, all (those four) or growth." };
+var scenario = new Argument<string>("scenario") { Description = "appends, reads, mixed, everything, all (those four), growth or shards." };
 var clients = new Option<string>("--clients") { Description = "Concurrent clients, comma-separated: one run each.", DefaultValueFactory = _ => string.Empty };
 var requests = new Option<int>("--requests") { Description = "Requests per run.", DefaultValueFactory = _ => 4000 };
 var seconds = new Option<int>("--seconds") { Description = "Longest a run may take.", DefaultValueFactory = _ => 60 };
 var entries = new Option<int>("--entries") { Description = "growth: how large the ledger grows, in steps of a tenth.", DefaultValueFactory = _ => 1_000_000 };
+var groupCounts = new Option<string>("--groups") { Description = "shards: numbers of Raft groups to compare, comma-separated.", DefaultValueFactory = _ => "1,2,3" };
 var patientCount = new Option<int>("--patients") { Description = "Synthea patients loaded for the FHIR scenarios.", DefaultValueFactory = _ => 4 };
 var samples = new Option<DirectoryInfo>("--samples") { Description = "The Synthea sample folder.", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine(FindRepository(), "..", "shared", "fhir", "synthea-r4")) };
-var root = new RootCommand("End-to-end load on a three-node health ledger started on loopback.") { scenario, clients, requests, seconds, entries, patientCount, samples };
+var root = new RootCommand("End-to-end load on a three-node health ledger started on loopback.") { scenario, clients, requests, seconds, entries, groupCounts, patientCount, samples };
 root.SetAction(async (parsed, token) =>
 {
     var name = parsed.GetValue(scenario)!;
     var names = name == "all" ? new[] { "appends", "reads", "mixed", "everything" } : [name];
-    if (names.Any(n => n is not ("appends" or "reads" or "mixed" or "everything" or "growth")))
+    if (names.Any(n => n is not ("appends" or "reads" or "mixed" or "everything" or "growth" or "shards")))
     {
         await Console.Error.WriteLineAsync($"health-load: unknown scenario {name}").ConfigureAwait(false);
         return 2;
@@ -30,21 +31,40 @@ root.SetAction(async (parsed, token) =>
         return 2;
     }
 
-    int[]? given = null;
-    if (parsed.GetValue(clients) is { Length: > 0 } list)
+    var given = parsed.GetValue(clients) is { Length: > 0 } list ? PositiveNumbers(list) : [];
+    var groups = PositiveNumbers(parsed.GetValue(groupCounts)!);
+    if (given is null || groups is not { Length: > 0 })
     {
-        given = list.Split(',').Select(c => int.TryParse(c, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 0).ToArray();
-        if (given.Contains(0))
-        {
-            await Console.Error.WriteLineAsync($"health-load: --clients takes positive whole numbers separated by commas, not {list}").ConfigureAwait(false);
-            return 2;
-        }
+        await Console.Error.WriteLineAsync("health-load: --clients and --groups take positive whole numbers separated by commas").ConfigureAwait(false);
+        return 2;
     }
 
     var results = new List<LoadResult>();
     foreach (var run in names)
     {
-        var levels = given ?? run switch { "appends" => [1, 16, 256], "growth" => [256], _ => [64] };
+        var levels = given is { Length: > 0 } ? given : run switch { "appends" => [1, 16, 256], "growth" or "shards" => [256], _ => [64] };
+        if (run == "shards")
+        {
+            foreach (var count in groups)
+            {
+                var clusters = new List<NodeCluster>();
+                try
+                {
+                    for (var g = 0; g < count; g++)
+                        clusters.Add(await NodeCluster.StartAsync(3, token).ConfigureAwait(false));
+                    foreach (var level in levels)
+                        results.Add(await new ShardedAppends(clusters).RunAsync(level, parsed.GetValue(requests), TimeSpan.FromSeconds(parsed.GetValue(seconds)), token).ConfigureAwait(false));
+                }
+                finally
+                {
+                    foreach (var started in clusters)
+                        await started.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+
+            continue;
+        }
+
         var cluster = await NodeCluster.StartAsync(3, token).ConfigureAwait(false);
         await using var stop = cluster.ConfigureAwait(false);
         var load = new Scenarios(cluster, parsed.GetValue(samples)!, TimeSpan.FromSeconds(parsed.GetValue(seconds)));
@@ -77,7 +97,7 @@ return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
 
 static void Print(IReadOnlyList<LoadResult> results)
 {
-    var table = new Table().AddColumns("scenario", "clients", "ok", "failed", "req/s", "p50 ms", "p95 ms", "p99 ms", "CPU s node1/2/3", "driver CPU s", "peak MiB node1/2/3");
+    var table = new Table().AddColumns("scenario", "clients", "ok", "failed", "req/s", "p50 ms", "p95 ms", "p99 ms", "CPU s per node", "driver CPU s", "peak MiB per node");
     foreach (var r in results)
     {
         table.AddRow(r.Name, r.Clients.ToString(CultureInfo.InvariantCulture), r.Ok.ToString(CultureInfo.InvariantCulture), r.Failed.ToString(CultureInfo.InvariantCulture),
@@ -91,6 +111,13 @@ static void Print(IReadOnlyList<LoadResult> results)
     AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 170);
     AnsiConsole.Write(table);
     AnsiConsole.MarkupLineInterpolated($"[grey]{Environment.ProcessorCount} cores; {results.Sum(r => r.Ok + r.Failed)} requests; nodes and driver share the machine[/]");
+}
+
+// Positive whole numbers separated by commas, or null when anything else is there.
+static int[]? PositiveNumbers(string list)
+{
+    var numbers = list.Split(',').Select(c => int.TryParse(c, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 0).ToArray();
+    return numbers.Contains(0) ? null : numbers;
 }
 
 static string FindRepository()
