@@ -59,11 +59,11 @@ public static class CustodianEndpoints
             throw RequestFailure.Forbidden($"The permit at ledger index {permit} has expired; ask again.");
         var owner = store.OwnerOfPatientKey(patientKey) ?? throw RequestFailure.NotFound("No records about this patient are held here.");
 
-        Bundle bundle;
+        Searchset records;
         try
         {
             var query = type is null ? null : SearchQuery.Parse(type, Forwarded(context.Request.Query), indexer, strict: false);
-            bundle = Records(store, owner, gate.FilterFor(owner, record.Decision), node.Self.HttpUrl, type, query, limit ?? MaxRecords);
+            records = Records(store, owner, gate.FilterFor(owner, record.Decision), node.Self.HttpUrl, type, query, limit ?? MaxRecords);
         }
         catch (ResourceGoneException e)
         {
@@ -71,7 +71,7 @@ public static class CustodianEndpoints
         }
 
         context.Response.Headers[AccessHeaders.LedgerIndex] = permit.ToString(CultureInfo.InvariantCulture);
-        await FhirEndpoints.WriteAsync(context, bundle).ConfigureAwait(false);
+        await records.WriteAsync(context).ConfigureAwait(false);
     }
 
     /// <summary>The search parameters a gateway forwards: everything but the patient and paging, which the custodian decides.</summary>
@@ -84,32 +84,21 @@ public static class CustodianEndpoints
     /// and the total, with an outcome entry when <see cref="MaxRecords"/> cut the answer short.
     /// </summary>
     /// <remarks>A gateway showing matches from <c>_offset</c> on needs no more than <c>_offset + _count</c> from each custodian.</remarks>
-    public static Bundle Records(RecordStore store, string owner, OwnerFilter filter, Uri nodeUrl, string? type = null, SearchQuery? query = null, int limit = MaxRecords)
+    public static Searchset Records(RecordStore store, string owner, OwnerFilter filter, Uri nodeUrl, string? type = null, SearchQuery? query = null, int limit = MaxRecords)
     {
         var (page, total, next) = store.Search(type, query?.Criteria ?? [], int.Clamp(limit, 0, MaxRecords), 0, filter, query?.SortParameter, query?.SortDescending ?? false);
-        var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Total = (int)long.Min(total, int.MaxValue) };
+        var records = new Searchset(total);
         var fhirBase = new Uri(nodeUrl, "/fhir/").ToString();
         foreach (var resource in page)
-        {
-            bundle.Entry.Add(new Bundle.EntryComponent
-            {
-                FullUrl = $"{fhirBase}{resource.Type}/{resource.Id}",
-                Resource = FhirJson.Parse(resource.Json),
-                Search = new Bundle.SearchComponent { Mode = Bundle.SearchEntryMode.Match },
-            });
-        }
-
+            records.Entries.Add(new SearchsetEntry($"{fhirBase}{resource.Type}/{resource.Id}", resource.Json, SearchsetEntry.Match));
         if (next is not null && limit > MaxRecords)
-            bundle.Entry.Add(Outcome(OperationOutcome.IssueType.TooCostly, $"Only the first {MaxRecords} of {total} records are included.", OperationOutcome.IssueSeverity.Warning));
-        return bundle;
+            records.Entries.Add(Outcome(OperationOutcome.IssueType.TooCostly, $"Only the first {MaxRecords} of {total} records are included.", OperationOutcome.IssueSeverity.Warning));
+        return records;
     }
 
     /// <summary>An outcome entry of a searchset (search mode outcome).</summary>
-    public static Bundle.EntryComponent Outcome(OperationOutcome.IssueType type, string message, OperationOutcome.IssueSeverity severity) => new()
-    {
-        Resource = new OperationOutcome { Issue = [new OperationOutcome.IssueComponent { Severity = severity, Code = type, Diagnostics = message }] },
-        Search = new Bundle.SearchComponent { Mode = Bundle.SearchEntryMode.Outcome },
-    };
+    public static SearchsetEntry Outcome(OperationOutcome.IssueType type, string message, OperationOutcome.IssueSeverity severity)
+        => SearchsetEntry.Of(new OperationOutcome { Issue = [new OperationOutcome.IssueComponent { Severity = severity, Code = type, Diagnostics = message }] }, SearchsetEntry.Outcome);
 
     // Records leave a custodian only over mutual TLS, to a member whose certificate the ledger admits.
     private static string CallingMember(HttpContext context, LedgerNode node)

@@ -28,15 +28,15 @@ public sealed partial class FederatedRecords(LedgerNode node, ConsentLedger cons
 
     /// <summary>Every custodian's records about a patient, paged with <paramref name="offset"/> and <paramref name="count"/>.</summary>
     /// <exception cref="RequestFailure">404 when no custodian is known; 403 when every custodian's request is denied.</exception>
-    public Task<Bundle> EverythingAsync(HttpContext context, SmartAccess access, string patientKey, int count, int offset)
+    public Task<Searchset> EverythingAsync(HttpContext context, SmartAccess access, string patientKey, int count, int offset)
         => GatherAsync(context, access, patientKey, null, null, count, offset);
 
     /// <summary>A search of one type over a patient's records at every custodian, merged and paged.</summary>
     /// <exception cref="RequestFailure">404 when no custodian is known; 403 when every custodian's request is denied.</exception>
-    public Task<Bundle> SearchAsync(HttpContext context, SmartAccess access, string patientKey, string type, SearchQuery query, int offset)
+    public Task<Searchset> SearchAsync(HttpContext context, SmartAccess access, string patientKey, string type, SearchQuery query, int offset)
         => GatherAsync(context, access, patientKey, type, query, query.Count, offset);
 
-    private async Task<Bundle> GatherAsync(HttpContext context, SmartAccess access, string patientKey, string? type, SearchQuery? query, int count, int offset)
+    private async Task<Searchset> GatherAsync(HttpContext context, SmartAccess access, string patientKey, string? type, SearchQuery? query, int count, int offset)
     {
         var who = AccessContext.From(context, access);
         var custodians = consents.CustodiansOf(patientKey);
@@ -55,22 +55,22 @@ public sealed partial class FederatedRecords(LedgerNode node, ConsentLedger cons
             ? FetchAsync(context, r, patientKey, type, query, limit, token)
             : Task.FromResult(new Part([CustodianEndpoints.Outcome(OperationOutcome.IssueType.Forbidden,
                 $"Records at {r.Custodian} were not released: {r.Decision.Reason} (ledger index {r.Index}).", OperationOutcome.IssueSeverity.Warning)], 0)))).ConfigureAwait(false);
-        var matches = parts.SelectMany(p => p.Entries).Where(e => e.Search?.Mode == Bundle.SearchEntryMode.Match);
-        var outcomes = parts.SelectMany(p => p.Entries).Where(e => e.Search?.Mode != Bundle.SearchEntryMode.Match);
+        var matches = parts.SelectMany(p => p.Entries).Where(e => e.Mode == SearchsetEntry.Match);
+        var outcomes = parts.SelectMany(p => p.Entries).Where(e => e.Mode != SearchsetEntry.Match);
         var total = parts.Sum(p => p.Total);
-        var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Total = total };
-        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = $"{context.Request.Scheme}://{context.Request.Host}{context.Request.Path}{context.Request.QueryString}" });
-        bundle.Entry.AddRange(matches.Skip(offset).Take(count));
-        bundle.Entry.AddRange(outcomes);
+        var merged = new Searchset(total);
+        merged.Links.Add(("self", $"{context.Request.Scheme}://{context.Request.Host}{context.Request.Path}{context.Request.QueryString}"));
+        merged.Entries.AddRange(matches.Skip(offset).Take(count));
+        merged.Entries.AddRange(outcomes);
         if (offset + count < total)
-            bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = NextLink(context, offset + count, count) });
-        return bundle;
+            merged.Links.Add(("next", NextLink(context, offset + count, count)));
+        return merged;
     }
 
     // One custodian's first matches (and outcome entries), and how many it has in all.
-    private sealed record Part(IReadOnlyList<Bundle.EntryComponent> Entries, int Total)
+    private sealed record Part(IReadOnlyList<SearchsetEntry> Entries, long Total)
     {
-        public static Part Of(Bundle bundle) => new(bundle.Entry, bundle.Total ?? bundle.Entry.Count(e => e.Search?.Mode == Bundle.SearchEntryMode.Match));
+        public static Part Of(Searchset records) => new(records.Entries, records.Total ?? records.Entries.Count(e => e.Mode == SearchsetEntry.Match));
     }
 
     private async Task<Part> FetchAsync(HttpContext context, AccessRecord permit, string patientKey, string? type, SearchQuery? query, int limit, CancellationToken token)
@@ -95,9 +95,14 @@ public sealed partial class FederatedRecords(LedgerNode node, ConsentLedger cons
             var stream = await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false);
             await using (stream.ConfigureAwait(false))
             {
-                return await FhirJson.ReadAsync(stream, token).ConfigureAwait(false) is Bundle bundle
-                    ? Part.Of(bundle)
-                    : Unavailable(permit.Custodian, "its answer was not a Bundle");
+                try
+                {
+                    return Part.Of(await Searchset.ReadAsync(stream, token).ConfigureAwait(false));
+                }
+                catch (FormatException)
+                {
+                    return Unavailable(permit.Custodian, "its answer was not a searchset Bundle");
+                }
             }
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or TimeoutException or Polly.ExecutionRejectedException or RequestFailure)

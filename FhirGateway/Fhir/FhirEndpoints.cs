@@ -158,7 +158,7 @@ public static partial class FhirEndpoints
         if (AccessGate.Applies(access) && federation.Enabled && type != "Patient" && NamedPatient(context) is { } named && store.PatientKeyOf(named) is { } patientKey)
         {
             var offset = int.TryParse(context.Request.Query["_offset"].FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) ? parsed : 0;
-            await WriteAsync(context, await federation.SearchAsync(context, access, patientKey, type, query, offset).ConfigureAwait(false)).ConfigureAwait(false);
+            await (await federation.SearchAsync(context, access, patientKey, type, query, offset).ConfigureAwait(false)).WriteAsync(context).ConfigureAwait(false);
             return;
         }
 
@@ -166,17 +166,17 @@ public static partial class FhirEndpoints
             ? OwnerFilter.Only(patient)
             : await gate.AuthorizeSearchAsync(context, access, store.MatchingOwners(type, query.Criteria, AccessGate.MaxPatientsPerSearch), type, query.NamesPatient).ConfigureAwait(false);
         var (page, total, next) = store.Search(type, query.Criteria, query.Count, query.After, owners, query.SortParameter, query.SortDescending);
-        var bundle = SearchBundle(context, $"{type}", query, page, total, next);
+        var searchset = SearchPage(context, $"{type}", query, page, total, next);
         if (query.IncludePatients)
         {
             foreach (var owner in page.Select(r => r.Owner).Where(o => o != RecordStore.NodeOwner && type != "Patient").Distinct(StringComparer.Ordinal))
             {
                 if (store.Read("Patient", owner) is { } included)
-                    bundle.Entry.Add(Entry(context, included, Bundle.SearchEntryMode.Include));
+                    searchset.Entries.Add(Entry(context, included, SearchsetEntry.Include));
             }
         }
 
-        await WriteAsync(context, bundle).ConfigureAwait(false);
+        await searchset.WriteAsync(context).ConfigureAwait(false);
     }
 
     private static async Task EverythingAsync(HttpContext context, RecordStore store, SearchIndexer indexer, AccessGate gate, FederatedRecords federation, string id)
@@ -199,7 +199,7 @@ public static partial class FhirEndpoints
         try
         {
             var (page, total, next) = store.Search(null, [], query.Count, query.After, owners);
-            await WriteAsync(context, SearchBundle(context, $"Patient/{id}/$everything", query, page, total, next)).ConfigureAwait(false);
+            await SearchPage(context, $"Patient/{id}/$everything", query, page, total, next).WriteAsync(context).ConfigureAwait(false);
         }
         catch (ResourceGoneException e)
         {
@@ -235,26 +235,22 @@ public static partial class FhirEndpoints
     {
         var query = SearchQuery.Parse("Patient", new QueryCollection(context.Request.Query.Where(q => q.Key is not ("identifier" or "_offset")).ToDictionary()), indexer, strict: false);
         var offset = int.TryParse(context.Request.Query["_offset"].FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) ? parsed : 0;
-        await WriteAsync(context, await federation.EverythingAsync(context, access, patientKey, query.Count, offset).ConfigureAwait(false)).ConfigureAwait(false);
+        await (await federation.EverythingAsync(context, access, patientKey, query.Count, offset).ConfigureAwait(false)).WriteAsync(context).ConfigureAwait(false);
     }
 
-    private static Bundle SearchBundle(HttpContext context, string path, SearchQuery query, IReadOnlyList<StoredResource> page, long total, long? next)
+    private static Searchset SearchPage(HttpContext context, string path, SearchQuery query, IReadOnlyList<StoredResource> page, long total, long? next)
     {
-        var bundle = new Bundle { Type = Bundle.BundleType.Searchset, Total = (int)long.Min(total, int.MaxValue) };
-        bundle.Link.Add(new Bundle.LinkComponent { Relation = "self", Url = $"{Base(context)}/{path}{context.Request.QueryString}" });
+        var searchset = new Searchset(total);
+        searchset.Links.Add(("self", $"{Base(context)}/{path}{context.Request.QueryString}"));
         if (next is { } cursor)
-            bundle.Link.Add(new Bundle.LinkComponent { Relation = "next", Url = $"{Base(context)}/{path}?{query.NextQuery(cursor)}" });
+            searchset.Links.Add(("next", $"{Base(context)}/{path}?{query.NextQuery(cursor)}"));
         foreach (var resource in page)
-            bundle.Entry.Add(Entry(context, resource, Bundle.SearchEntryMode.Match));
-        return bundle;
+            searchset.Entries.Add(Entry(context, resource, SearchsetEntry.Match));
+        return searchset;
     }
 
-    private static Bundle.EntryComponent Entry(HttpContext context, StoredResource resource, Bundle.SearchEntryMode mode) => new()
-    {
-        FullUrl = $"{Base(context)}/{resource.Type}/{resource.Id}",
-        Resource = FhirJson.Parse(resource.Json),
-        Search = new Bundle.SearchComponent { Mode = mode },
-    };
+    private static SearchsetEntry Entry(HttpContext context, StoredResource resource, string mode)
+        => new($"{Base(context)}/{resource.Type}/{resource.Id}", resource.Json, mode);
 
     private static async Task ShredAsync(HttpContext context, RecordStore store, string id)
     {
