@@ -72,7 +72,7 @@ public sealed partial class LedgerStore : IDisposable
         connection.Open();
         connection.Execute("""
             PRAGMA journal_mode = WAL;
-            PRAGMA synchronous = FULL;
+            PRAGMA synchronous = NORMAL;
             CREATE TABLE IF NOT EXISTS entries(idx INTEGER PRIMARY KEY, kind TEXT NOT NULL, ts INTEGER NOT NULL, leaf BLOB NOT NULL, body BLOB NOT NULL);
             CREATE TABLE IF NOT EXISTS batches(id BLOB PRIMARY KEY, first_idx INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS checkpoints(tree_size INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
