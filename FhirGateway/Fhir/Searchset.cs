@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using Hl7.Fhir.Model;
 using Task = System.Threading.Tasks.Task;
@@ -45,7 +46,9 @@ public sealed class Searchset(long? total)
     public byte[] ToUtf8()
     {
         using var output = new MemoryStream(Entries.Sum(e => e.Resource.Length + 128) + 256);
-        using (var writer = new Utf8JsonWriter(output))
+        // As Firely writes FHIR JSON: the Bundle is served as JSON, never inside HTML, so links keep
+        // their & and + rather than \u0026 and \u002B.
+        using (var writer = new Utf8JsonWriter(output, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             writer.WriteStartObject();
             writer.WriteString("resourceType", "Bundle");
