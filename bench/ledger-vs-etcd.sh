@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Ledger append throughput side by side with a three-member etcd, in one run on this machine.
-# Runs ../shared/bench/etcd-baseline.sh (durable etcd puts of ~300-byte values driven by `hey`),
-# then starts three health-node processes on loopback and drives POST /ledger/entries on the
-# leader with the same `hey` settings (~300-byte entries, 1/16/256 clients), and prints the ratio.
-# The nodes first take 10 s of unmeasured appends: etcd is compiled ahead of time, while .NET
-# compiles its hot code while it runs, so a just-started node measures the JIT, not the ledger.
+# Starts three health-node processes on loopback, then alternates, ROUNDS times (3 by default):
+# ../shared/bench/etcd-baseline.sh (a fresh three-member etcd, durable puts of ~300-byte values
+# driven by `hey` at 1/16/256 clients), then the same `hey` settings against POST /ledger/entries
+# on the leader (~300-byte entries); the nodes stay up, idle, while etcd runs. Alternating, and
+# taking each side's median per level, keeps the machine's swings (which reach half the figure at
+# 256 clients) out of the ratio. The nodes
+# first take 10 s of unmeasured appends: etcd is compiled ahead of time, while .NET compiles its hot
+# code as it runs, so a just-started node measures the JIT, not the ledger.
 # Needs: apt-get install etcd-server etcd-client hey. Bounded counts and time; loopback only.
-# Usage: bench/ledger-vs-etcd.sh [N_PER_LEVEL]   (20,000 requests per level by default)
+# Usage: bench/ledger-vs-etcd.sh [N_PER_LEVEL] [ROUNDS]   (20,000 requests per level, 3 rounds by default)
 set -euo pipefail
 n=${1:-20000}
+rounds=${2:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 shared=${SHARED_DIR:-$root/../shared}
@@ -16,9 +20,6 @@ for tool in etcd etcdctl hey; do command -v $tool >/dev/null || { echo "missing 
 
 dotnet build "$root/FhirGateway" -c Release -v q -nologo >/dev/null
 node_dll="$root/FhirGateway/bin/Release/net10.0/health-node.dll"
-
-etcd_out=$(bash "$shared/bench/etcd-baseline.sh" "$n")
-echo "$etcd_out"
 
 tmp=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
@@ -42,23 +43,32 @@ payload=$(head -c 225 /dev/urandom | base64 -w0)   # 300 base64 characters, as t
 body="{\"kind\":\"OperatorNote\",\"fields\":{\"topic\":\"bench\",\"note\":\"$payload\"}}"
 hey -z 10s -c 64 -m POST -T application/json -d "$body" -t 10 "$leader_url/ledger/entries" >/dev/null
 echo "warm-up: $(curl -s "$leader_url/ledger/status" | sed -n 's/.*"treeSize":\([0-9]*\).*/\1/p') entries appended in 10 s, not measured"
-declare -A ledger_rps
-for c in 1 16 256; do
-  out=$(hey -n "$n" -c "$c" -m POST -T application/json -d "$body" -t 10 "$leader_url/ledger/entries")
-  rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
-  p50=$(echo "$out" | awk '/ 50%/{print $3}'); p99=$(echo "$out" | awk '/ 99%/{print $3}')
-  ok=$(echo "$out" | awk '/\[201\]/{print $2}')
-  ledger_rps[$c]=$rps
-  echo "ledger append c=$c n=$n ok=$ok appends/s=$rps p50=${p50}s p99=${p99}s"
-  echo "$out" | sed -n "/Status code distribution/,/^$/p;/Error distribution/,\$p" | grep -v "^$" | sed "s/^/    /" | head -8 || true
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+declare -A etcd_rps ledger_rps
+for round in $(seq 1 "$rounds"); do
+  echo "round $round of $rounds"
+  etcd_out=$(bash "$shared/bench/etcd-baseline.sh" "$n")
+  echo "$etcd_out" | sed 's/^/  /'
+  for c in 1 16 256; do
+    etcd_rps[$c]+=" $(echo "$etcd_out" | awk -v c="c=$c" '$0 ~ "etcd put "c" " {for(i=1;i<=NF;i++) if ($i ~ /^puts\/s=/) {sub("puts/s=","",$i); print $i}}')"
+  done
+  for c in 1 16 256; do
+    out=$(hey -n "$n" -c "$c" -m POST -T application/json -d "$body" -t 10 "$leader_url/ledger/entries")
+    rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
+    p50=$(echo "$out" | awk '/ 50%/{print $3}'); p99=$(echo "$out" | awk '/ 99%/{print $3}')
+    ok=$(echo "$out" | awk '/\[201\]/{print $2}')
+    ledger_rps[$c]+=" $rps"
+    echo "  ledger append c=$c n=$n ok=$ok appends/s=$rps p50=${p50}s p99=${p99}s"
+    echo "$out" | sed -n "/Error distribution/,\$p" | grep -v "^$" | sed "s/^/      /" | head -8 || true
+  done
 done
 final=$(curl -s "$leader_url/ledger/status" | sed -n 's/.*"treeSize":\([0-9]*\).*/\1/p')
 echo "ledger tree size after the run: $final entries"
 
 echo
-echo "clients  etcd puts/s  ledger appends/s  ratio"
+echo "clients  etcd puts/s (median)  ledger appends/s (median)  ratio  ratio per round"
 for c in 1 16 256; do
-  e=$(echo "$etcd_out" | awk -v c="c=$c" '$0 ~ "etcd put "c" " {for(i=1;i<=NF;i++) if ($i ~ /^puts\/s=/) {sub("puts/s=","",$i); print $i}}')
-  l=${ledger_rps[$c]}
-  awk -v c="$c" -v e="$e" -v l="$l" 'BEGIN { printf "%7s  %11.0f  %16.0f  %5.2fx\n", c, e, l, (e > 0 ? l / e : 0) }'
+  e=$(echo "${etcd_rps[$c]}" | median); l=$(echo "${ledger_rps[$c]}" | median)
+  per_round=$(paste <(echo "${etcd_rps[$c]}" | tr ' ' '\n' | grep -v '^$') <(echo "${ledger_rps[$c]}" | tr ' ' '\n' | grep -v '^$') | awk '{ printf "%s%.2fx", (NR > 1 ? " " : ""), ($1 > 0 ? $2 / $1 : 0) }')
+  awk -v c="$c" -v e="$e" -v l="$l" -v r="$per_round" 'BEGIN { printf "%7s  %20.0f  %25.0f  %5.2fx  %s\n", c, e, l, (e > 0 ? l / e : 0), r }'
 done
