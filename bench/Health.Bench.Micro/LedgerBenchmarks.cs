@@ -15,12 +15,22 @@ public class LedgerBenchmarks
     });
 
     private readonly MerkleTree tree = new();
+    private readonly List<byte[]> leaves = [];
+    private MerkleTree bounded = null!;
+    private int nextBlock;
 
     [GlobalSetup]
     public void Fill()
     {
+        // The bounded tree reads old blocks' leaves from memory here; a node reads them from SQLite.
+        bounded = new MerkleTree((start, count) => leaves.GetRange(checked((int)start), count));
         for (var i = 0; i < 1 << 20; i++)
-            tree.AppendLeafHash(MerkleHash.Leaf(BitConverter.GetBytes(i)));
+        {
+            var leaf = MerkleHash.Leaf(BitConverter.GetBytes(i));
+            leaves.Add(leaf);
+            tree.AppendLeafHash(leaf);
+            bounded.AppendLeafHash(leaf);
+        }
     }
 
     [Benchmark]
@@ -31,4 +41,16 @@ public class LedgerBenchmarks
 
     [Benchmark]
     public ConsistencyProof Consistency_proof_in_a_million_leaves() => tree.ProveConsistency(700_001, tree.Size);
+
+    /// <summary>A node's tree, which holds only the upper levels: every call proves an entry in a block not among the four it keeps.</summary>
+    [Benchmark]
+    public InclusionProof Inclusion_proof_of_an_old_entry_bounded_tree()
+    {
+        nextBlock = (nextBlock + 1) % 8;
+        return bounded.ProveInclusion((nextBlock * 100L + 3) << MerkleTree.BlockLevel, bounded.Size);
+    }
+
+    /// <summary>The same, in a block read just before (an export proving entries in order).</summary>
+    [Benchmark]
+    public InclusionProof Inclusion_proof_in_a_recent_block_bounded_tree() => bounded.ProveInclusion(123_457, bounded.Size);
 }
