@@ -114,7 +114,9 @@ public sealed class FaultScheduleTests(ITestOutputHelper output)
         }
         catch (Exception e) when (e is not OperationCanceledException || timeout.IsCancellationRequested)
         {
-            throw new InvalidOperationException($"seed {seed}, schedule: {string.Join("; ", schedule)}\n{cluster.Diagnostics()}", e);
+            // A schedule that fails may not come back with its seed (timing decides much of it): keep the logs and projections.
+            cluster.KeepData = true;
+            throw new InvalidOperationException($"seed {seed}, schedule: {string.Join("; ", schedule)}, data kept in {cluster.Root}\n{cluster.Diagnostics()}", e);
         }
     }
 }

@@ -247,11 +247,16 @@ public sealed class LedgerCluster : IDisposable
 
     public string Diagnostics() => string.Join("\n", Nodes.Select(n => $"--- {n.NodeId} ---\n{n.Output}"));
 
+    /// <summary>Leaves the nodes' data directories behind when disposed, for a failure to be examined.</summary>
+    public bool KeepData { get; set; }
+
     public void Dispose()
     {
         foreach (var node in Nodes)
             node.Dispose();
         Client.Dispose();
+        if (KeepData)
+            return;
         try
         {
             Directory.Delete(root, recursive: true);
