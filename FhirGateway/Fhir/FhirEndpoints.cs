@@ -267,15 +267,17 @@ public static partial class FhirEndpoints
     {
         context.Response.Headers.ETag = $"W/\"{resource.Version.ToString(CultureInfo.InvariantCulture)}\"";
         context.Response.Headers.LastModified = DateTimeOffset.FromUnixTimeMilliseconds(resource.LastUpdated).ToString("R", CultureInfo.InvariantCulture);
-        context.Response.ContentType = "application/fhir+json; charset=utf-8";
-        await context.Response.Body.WriteAsync(resource.Json, context.RequestAborted).ConfigureAwait(false);
+        await WriteJsonAsync(context, resource.Json).ConfigureAwait(false);
     }
 
     /// <summary>Writes a resource as the response.</summary>
-    public static async Task WriteAsync(HttpContext context, Resource resource)
+    public static Task WriteAsync(HttpContext context, Resource resource) => WriteJsonAsync(context, FhirJson.ToUtf8(resource));
+
+    /// <summary>Writes FHIR JSON already serialised as the response.</summary>
+    public static async Task WriteJsonAsync(HttpContext context, byte[] json)
     {
         context.Response.ContentType = "application/fhir+json; charset=utf-8";
-        await context.Response.Body.WriteAsync(FhirJson.ToUtf8(resource), context.RequestAborted).ConfigureAwait(false);
+        await context.Response.Body.WriteAsync(json, context.RequestAborted).ConfigureAwait(false);
     }
 
     private static string Base(HttpContext context) => $"{context.Request.Scheme}://{context.Request.Host}/fhir";

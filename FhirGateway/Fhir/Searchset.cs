@@ -95,11 +95,7 @@ public sealed class Searchset(long? total)
     }
 
     /// <summary>Writes the Bundle as the response.</summary>
-    public async Task WriteAsync(HttpContext context)
-    {
-        context.Response.ContentType = "application/fhir+json; charset=utf-8";
-        await context.Response.Body.WriteAsync(ToUtf8(), context.RequestAborted).ConfigureAwait(false);
-    }
+    public Task WriteAsync(HttpContext context) => FhirEndpoints.WriteJsonAsync(context, ToUtf8());
 
     /// <summary>
     /// Reads a searchset another member sent: its total and its entries, each resource kept as the

@@ -32,15 +32,24 @@ internal sealed class Scenarios(NodeCluster cluster, DirectoryInfo samples, Time
     private async Task<LoadRun.Request> AppendRequestAsync(CancellationToken token)
     {
         var leader = await cluster.LeaderAsync(token).ConfigureAwait(false);
+        var body = NoteBody("bench");
+        return (_, ct) => PostAppendAsync(cluster.Client, leader, body, ct);
+    }
+
+    /// <summary>A ~300-byte operator note as an append request body, as the etcd comparison's values.</summary>
+    public static byte[] NoteBody(string topic)
+    {
         var note = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(225));
-        var body = Encoding.UTF8.GetBytes($$$"""{"kind":"OperatorNote","fields":{"topic":"bench","note":"{{{note}}}"}}""");
-        return async (_, ct) =>
-        {
-            using var content = new ByteArrayContent(body);
-            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-            using var response = await cluster.Client.PostAsync(new Uri(leader, "/ledger/entries"), content, ct).ConfigureAwait(false);
-            return response.StatusCode == HttpStatusCode.Created;
-        };
+        return Encoding.UTF8.GetBytes($$$"""{"kind":"OperatorNote","fields":{"topic":"{{{topic}}}","note":"{{{note}}}"}}""");
+    }
+
+    /// <summary>Appends one entry at a leader; true when it was committed (201).</summary>
+    public static async Task<bool> PostAppendAsync(HttpClient client, Uri leader, byte[] body, CancellationToken token)
+    {
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var response = await client.PostAsync(new Uri(leader, "/ledger/entries"), content, token).ConfigureAwait(false);
+        return response.StatusCode == HttpStatusCode.Created;
     }
 
     /// <summary>Consent-gated, audited reads of a granted patient by a clinician of another organisation.</summary>

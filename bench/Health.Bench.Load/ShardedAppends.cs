@@ -1,7 +1,4 @@
-using System.Net;
-using System.Net.Http.Headers;
 using System.Security.Cryptography;
-using System.Text;
 
 namespace Health.Bench.Load;
 
@@ -19,25 +16,21 @@ internal sealed class ShardedAppends(IReadOnlyList<NodeCluster> groups) : INodeP
     public async Task<LoadResult> RunAsync(int clients, int requests, TimeSpan limit, CancellationToken token)
     {
         var leaders = await Task.WhenAll(groups.Select(g => g.LeaderAsync(token))).ConfigureAwait(false);
-        var note = Convert.ToBase64String(RandomNumberGenerator.GetBytes(200));
         var bodies = new byte[PatientKeys][];
         var shards = new int[PatientKeys];
         for (var i = 0; i < PatientKeys; i++)
         {
             var patientKey = Convert.ToHexStringLower(SHA256.HashData(BitConverter.GetBytes(i)));
             shards[i] = (int)(BitConverter.ToUInt32(Convert.FromHexString(patientKey[..8])) % (uint)groups.Count);
-            bodies[i] = Encoding.UTF8.GetBytes($$$"""{"kind":"OperatorNote","fields":{"topic":"patient-key {{{patientKey}}}","note":"{{{note}}}"}}""");
+            bodies[i] = Scenarios.NoteBody($"patient-key {patientKey}");
         }
 
-        return await LoadRun.RunAsync($"appends over {groups.Count} Raft group{(groups.Count == 1 ? string.Empty : "s")}", this, clients, requests, limit, async (sequence, ct) =>
-        {
-            var key = sequence % PatientKeys;
-            var group = groups[shards[key]];
-            using var content = new ByteArrayContent(bodies[key]);
-            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-            using var response = await group.Client.PostAsync(new Uri(leaders[shards[key]], "/ledger/entries"), content, ct).ConfigureAwait(false);
-            return response.StatusCode == HttpStatusCode.Created;
-        }, token).ConfigureAwait(false);
+        return await LoadRun.RunAsync($"appends over {groups.Count} Raft group{(groups.Count == 1 ? string.Empty : "s")}", this, clients, requests, limit,
+            (sequence, ct) =>
+            {
+                var key = sequence % PatientKeys;
+                return Scenarios.PostAppendAsync(groups[shards[key]].Client, leaders[shards[key]], bodies[key], ct);
+            }, token).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
