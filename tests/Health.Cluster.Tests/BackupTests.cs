@@ -102,9 +102,7 @@ public sealed class MasterKeyRotationTests
         await cluster.WaitForLeaderAsync(token);
         var clinician = await cluster.MintTokenAsync("--role", "clinician", "--org", node.NodeId);
         // A search by patient matches index tokens, whose key the rotation must have kept.
-        using var search = new HttpRequestMessage(HttpMethod.Get, new Uri(node.HttpUrl, $"/fhir/Observation?patient={patient}&_count=5"));
-        search.Headers.Authorization = new AuthenticationHeaderValue("Bearer", clinician);
-        using var found = await cluster.Client.SendAsync(search, token);
+        using var found = await cluster.SendFhirAsync(HttpMethod.Get, node, $"Observation?patient={patient}&_count=5", clinician, null, token);
         Assert.Equal(HttpStatusCode.OK, found.StatusCode);
         Assert.Equal(5, (await found.Content.ReadFromJsonAsync<JsonElement>(token)).GetProperty("entry").GetArrayLength());
 

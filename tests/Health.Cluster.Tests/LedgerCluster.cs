@@ -161,6 +161,16 @@ public sealed class LedgerCluster : IDisposable
             .First(l => l.StartsWith("Patient/", StringComparison.Ordinal)).Split('/')[1];
     }
 
+    /// <summary>Sends a FHIR request to a node with a bearer token (and a FHIR JSON body, when given).</summary>
+    public async Task<HttpResponseMessage> SendFhirAsync(HttpMethod method, NodeProcess node, string relative, string bearer, string? body, CancellationToken token)
+    {
+        using var request = new HttpRequestMessage(method, new Uri(node.HttpUrl, "/fhir/" + relative));
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", bearer);
+        if (body is not null)
+            request.Content = new StringContent(body, System.Text.Encoding.UTF8, "application/fhir+json");
+        return await Client.SendAsync(request, token);
+    }
+
     public async Task<LedgerStatus?> TryStatusAsync(NodeProcess node, CancellationToken token)
     {
         try

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
@@ -68,9 +67,7 @@ public sealed class IndexUpgradeTests
         var results = new List<List<string>>();
         foreach (var query in queries)
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(node.HttpUrl, "/fhir/" + query));
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
-            using var response = await cluster.Client.SendAsync(request, token);
+            using var response = await cluster.SendFhirAsync(HttpMethod.Get, node, query, bearer, null, token);
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             var bundle = await response.Content.ReadFromJsonAsync<JsonElement>(token);
             results.Add(bundle.TryGetProperty("entry", out var entries)

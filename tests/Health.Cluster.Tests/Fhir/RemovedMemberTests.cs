@@ -1,6 +1,4 @@
 using System.Net;
-using System.Net.Http.Headers;
-using System.Text;
 
 namespace Health.Cluster.Tests.Fhir;
 
@@ -19,16 +17,16 @@ public sealed class RemovedMemberTests
             var custodian = cluster.Nodes[0];
             var patient = await cluster.IngestFirstPatientAsync(custodian, token);
             var patientToken = await cluster.MintTokenAsync("--role", "patient", "--patient", patient);
-            using (var grant = await SendAsync(cluster, HttpMethod.Post, custodian, "Consent", patientToken, ConsentTests.ConsentJson(patient, "node3"), token))
+            using (var grant = await cluster.SendFhirAsync(HttpMethod.Post, custodian, "Consent", patientToken, ConsentTests.ConsentJson(patient, "node3"), token))
                 Assert.Equal(HttpStatusCode.Created, grant.StatusCode);
 
             var clinician = await cluster.MintTokenAsync("--role", "clinician", "--org", "node3", "--practitioner", "p-node3");
-            using (var allowed = await SendAsync(cluster, HttpMethod.Get, custodian, $"Patient/{patient}", clinician, null, token))
+            using (var allowed = await cluster.SendFhirAsync(HttpMethod.Get, custodian, $"Patient/{patient}", clinician, null, token))
                 Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
 
             await cluster.ProposeAndApproveAsync("remove", "node3", string.Empty, approvals: 2, token);
 
-            using var denied = await SendAsync(cluster, HttpMethod.Get, custodian, $"Patient/{patient}", clinician, null, token);
+            using var denied = await cluster.SendFhirAsync(HttpMethod.Get, custodian, $"Patient/{patient}", clinician, null, token);
             Assert.Equal(HttpStatusCode.Forbidden, denied.StatusCode);
             Assert.Contains("removed from the consortium", await denied.Content.ReadAsStringAsync(token), StringComparison.Ordinal);
         }
@@ -36,14 +34,5 @@ public sealed class RemovedMemberTests
         {
             throw new InvalidOperationException(cluster.Diagnostics(), e);
         }
-    }
-
-    private static async Task<HttpResponseMessage> SendAsync(LedgerCluster cluster, HttpMethod method, NodeProcess node, string relative, string bearer, string? body, CancellationToken token)
-    {
-        using var request = new HttpRequestMessage(method, new Uri(node.HttpUrl, "/fhir/" + relative));
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
-        if (body is not null)
-            request.Content = new StringContent(body, Encoding.UTF8, "application/fhir+json");
-        return await cluster.Client.SendAsync(request, token);
     }
 }
