@@ -1,9 +1,9 @@
-using System.Buffers.Binary;
 using System.Diagnostics.Metrics;
+using System.Linq.Expressions;
+using System.Reflection;
 using DotNext.IO.Log;
 using DotNext.Net.Cluster.Consensus.Raft;
 using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
-using Microsoft.Win32.SafeHandles;
 
 namespace Health.Ledger.Replication;
 
@@ -22,35 +22,40 @@ namespace Health.Ledger.Replication;
 /// committed, never converges.
 /// </para>
 /// <para>
-/// The follower path (the one overload DotNext calls with entries from the leader) now waits until
-/// the checkpoint file covers what it appended. It does not use <c>FlushAsync</c>: that waits on a
-/// notification DotNext's own commit path also waits on, which admits a single waiter, and a
-/// leader stepping down can still be committing while the new leader's entries arrive. Instead,
-/// the end of each flush round is observed through DotNext's <c>entries-flush-duration</c>
-/// histogram, recorded after the checkpoint is written, and the checkpoint file is read. The leader's
-/// own commit already waits for its flush, so a committed entry is on the disk of a majority.
+/// The follower path (the one overload DotNext calls with entries from the leader) therefore waits
+/// until the flusher has written everything it appended, by DotNext's own measure: the index of the
+/// first entry not yet flushed, which an append that replaces entries lowers to the first one it
+/// replaced. The checkpoint file alone cannot tell: after entries are replaced it still names the
+/// old, longer tail until the next flush, and a node killed in between restarts with the stale
+/// entries after the new ones, can then vote for a candidate that lacks entries it acknowledged,
+/// and the group loses them. DotNext keeps that index in a private field, read here through a
+/// compiled accessor that fails at start-up, not silently, if a DotNext version renames it.
+/// </para>
+/// <para>
+/// The wait does not use <c>FlushAsync</c>: that waits on a notification DotNext's own commit path
+/// also waits on, which admits a single waiter, and a leader stepping down can still be committing
+/// while the new leader's entries arrive. Instead, the end of each flush round is observed through
+/// DotNext's <c>entries-flush-duration</c> histogram, recorded after the round's checkpoint is
+/// written. The leader's own commit already waits for its flush, so a committed entry is on the
+/// disk of a majority.
 /// </para>
 /// </remarks>
 internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLogEntry>
 {
     private const string DotNextMeter = "DotNext.IO.WriteAheadLog";
     private const string FlushRoundEnded = "entries-flush-duration";
-    private const int CheckpointVersion0Size = 4 + 8, CheckpointVersion1Size = 4 + 8 + 8;
 
     // A safety net: the log is checked this often even if a round's end went unobserved.
     private static readonly TimeSpan RecheckInterval = TimeSpan.FromMilliseconds(20);
 
-    // DotNext creates the checkpoint file when the log opens and rewrites it in place; one read
-    // handle serves every check on the follower path.
-    private readonly SafeFileHandle checkpoint;
+    private static readonly Func<WriteAheadLog, long> FirstUnflushedIndex = CompileFirstUnflushedIndex();
+
     private readonly MeterListener listener = new();
     private TaskCompletionSource nextRound = NewRound();
 
     public DurableWriteAheadLog(Options options, IStateMachine stateMachine)
         : base(options, stateMachine)
     {
-        checkpoint = File.OpenHandle(Path.Combine(options.Location, "checkpoint"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        _ = FlushedThrough();
         listener.InstrumentPublished = (instrument, meterListener) =>
         {
             if (instrument.Meter.Name == DotNextMeter && instrument.Name == FlushRoundEnded)
@@ -59,6 +64,9 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
         listener.SetMeasurementEventCallback<double>((_, _, _, _) => Interlocked.Exchange(ref nextRound, NewRound()).TrySetResult());
         listener.Start();
     }
+
+    /// <summary>Whether every entry up to <paramref name="index"/> is flushed to disk.</summary>
+    internal bool IsFlushedThrough(long index) => FirstUnflushedIndex(this) > index;
 
     async ValueTask IAuditTrail<IRaftLogEntry>.AppendAsync<TEntry>(ILogEntryProducer<TEntry> entries, long startIndex, bool skipCommitted, CancellationToken token)
     {
@@ -70,9 +78,9 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
     {
         while (true)
         {
-            // Take the round to wait for before reading the file, so that no round's end is missed.
+            // Take the round to wait for before reading the state, so that no round's end is missed.
             var round = Volatile.Read(ref nextRound).Task;
-            if (FlushedThrough() >= index)
+            if (IsFlushedThrough(index))
                 return;
             try
             {
@@ -84,22 +92,21 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
         }
     }
 
-    // The last index DotNext's checkpoint file says is on disk (version 1: version, commit, last;
-    // version 0: version, commit; before versions: commit alone).
-    private long FlushedThrough()
+    // WriteAheadLog.flusherState (an Atomic<FlushState>) holds UnflushedIndex, the first index the
+    // flusher has yet to write; it is set after the round's checkpoint is written through. One
+    // aligned long is read, so no lock is needed.
+    private static Func<WriteAheadLog, long> CompileFirstUnflushedIndex()
     {
-        Span<byte> buffer = stackalloc byte[CheckpointVersion1Size];
-        var read = RandomAccess.Read(checkpoint, buffer, 0);
-        if (read == 0)
-            return 0;
-        if (read == sizeof(long))
-            return BinaryPrimitives.ReadInt64LittleEndian(buffer);
-        return (read, BinaryPrimitives.ReadUInt32LittleEndian(buffer)) switch
-        {
-            (>= CheckpointVersion1Size, 1) => BinaryPrimitives.ReadInt64LittleEndian(buffer[12..]),
-            (>= CheckpointVersion0Size, 0) => BinaryPrimitives.ReadInt64LittleEndian(buffer[4..]),
-            _ => throw new InvalidDataException($"The Raft log's checkpoint file has a format this node does not know ({read} bytes)."),
-        };
+        const BindingFlags Private = BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public;
+        var flusherState = typeof(WriteAheadLog).GetField("flusherState", Private);
+        var state = flusherState?.FieldType.GetFields(Private).SingleOrDefault(f => f.FieldType.Name == "FlushState");
+        var unflushed = state?.FieldType.GetField("UnflushedIndex", Private);
+        if (flusherState is null || state is null || unflushed is null || unflushed.FieldType != typeof(long))
+            throw new NotSupportedException("This DotNext version keeps its flush state differently; DurableWriteAheadLog must be reviewed against it.");
+
+        var log = Expression.Parameter(typeof(WriteAheadLog), "log");
+        var read = Expression.Field(Expression.Field(Expression.Field(log, flusherState), state), unflushed);
+        return Expression.Lambda<Func<WriteAheadLog, long>>(read, log).Compile();
     }
 
     private static TaskCompletionSource NewRound() => new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -108,10 +115,7 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
     protected override void Dispose(bool disposing)
     {
         if (disposing)
-        {
             listener.Dispose();
-            checkpoint.Dispose();
-        }
 
         base.Dispose(disposing);
     }
@@ -120,7 +124,6 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
     protected override ValueTask DisposeAsyncCore()
     {
         listener.Dispose();
-        checkpoint.Dispose();
         return base.DisposeAsyncCore();
     }
 }
