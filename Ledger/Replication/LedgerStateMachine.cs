@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using DotNext.IO;
 using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
 using Health.Ledger.Checkpoints;
 using Health.Ledger.Entries;
@@ -19,36 +18,39 @@ namespace Health.Ledger.Replication;
 /// <remarks>
 /// The SQLite projection is durable by itself; a snapshot is a consistent copy of it taken at the
 /// exact Raft index that triggered it, which lets DotNext compact the write-ahead log and bring a
-/// lagging follower up to date by installing it.
+/// lagging follower up to date by installing it. The copy is made in the background from a read
+/// transaction opened at that index, so applying goes on while it is written (DotNext's
+/// <c>SimpleStateMachine</c> held every apply until its snapshot was on disk).
 /// </remarks>
-internal sealed partial class LedgerStateMachine : SimpleStateMachine
+internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposable
 {
-    private const string PendingSnapshotName = "snapshot-pending.db";
-
     /// <summary>
     /// A snapshot copies the whole projection, so the next one waits until the ledger has grown by
     /// at least this fraction (1/n) of its size at the last one: the copying per entry stays the
     /// same however large the ledger gets, and the log keeps at most about a fifth of the entries.
     /// </summary>
     private const int GrowthBetweenSnapshots = 4;
+
     private readonly LedgerStore store;
     private readonly MerkleTree tree;
     private readonly long snapshotInterval;
-    private readonly string pendingSnapshotPath;
+    private readonly SnapshotDirectory snapshots;
     private readonly ILogger logger;
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource<(long First, int Count)>> waiters = new();
+    private readonly Lock snapshotLock = new();
+    private volatile LedgerSnapshot? snapshot;
+    private Task snapshotting = Task.CompletedTask;
     private long lastSnapshotRaftIndex;
     private long lastSnapshotTreeSize;
     private long appliedRaftIndex;
 
     public LedgerStateMachine(DirectoryInfo snapshotLocation, LedgerStore store, MerkleTree tree, long snapshotInterval, ILogger logger)
-        : base(snapshotLocation)
     {
         this.store = store;
         this.tree = tree;
         this.snapshotInterval = snapshotInterval;
         this.logger = logger;
-        pendingSnapshotPath = Path.Combine(snapshotLocation.FullName, PendingSnapshotName);
+        snapshots = new SnapshotDirectory(snapshotLocation);
         appliedRaftIndex = store.RaftIndex;
         lastSnapshotRaftIndex = store.RaftIndex;
         ReloadTree();
@@ -73,11 +75,18 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
     /// <summary>Stops waiting for a batch.</summary>
     public void ForgetBatch(Guid batchId) => waiters.TryRemove(batchId, out _);
 
-    protected override ValueTask<bool> ApplyAsync(LogEntry entry, CancellationToken token)
+    /// <summary>The newest snapshot on disk, which DotNext sends to followers too far behind.</summary>
+    public ISnapshot? Snapshot => snapshot;
+
+    /// <inheritdoc/>
+    public ValueTask<long> ApplyAsync(LogEntry entry, CancellationToken token)
     {
+        if (entry.IsSnapshot)
+            return InstallSnapshotAsync(entry, token);
         try
         {
-            return ApplyCore(entry);
+            ApplyCore(entry);
+            return ValueTask.FromResult(AppliedRaftIndex);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -90,12 +99,12 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
         }
     }
 
-    private ValueTask<bool> ApplyCore(LogEntry entry)
+    private void ApplyCore(LogEntry entry)
     {
         if (entry.IsConfiguration || entry.Index <= store.RaftIndex || !entry.TryGetPayload(out var payload) || payload.IsEmpty)
         {
             Volatile.Write(ref appliedRaftIndex, long.Max(entry.Index, appliedRaftIndex));
-            return ValueTask.FromResult(false);
+            return;
         }
 
         var batch = CommandBatch.Decode(payload.IsSingleSegment ? payload.FirstSpan : payload.ToArray());
@@ -111,7 +120,7 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
 
         Volatile.Write(ref appliedRaftIndex, entry.Index);
         Applied?.Invoke(tree.Size);
-        return ValueTask.FromResult(TakeSnapshotIfDue(entry.Index));
+        StartSnapshotIfDue(entry.Index, entry.Term);
     }
 
     private void ApplyBatch(long raftIndex, CommandBatch batch)
@@ -159,19 +168,49 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
             waiter.TrySetResult(result);
     }
 
-    private bool TakeSnapshotIfDue(long raftIndex)
+    private void StartSnapshotIfDue(long raftIndex, long term)
     {
-        if (!IsSnapshotDue(raftIndex - lastSnapshotRaftIndex, snapshotInterval, tree.Size, lastSnapshotTreeSize))
-            return false;
+        if (!snapshotting.IsCompleted || !IsSnapshotDue(raftIndex - lastSnapshotRaftIndex, snapshotInterval, tree.Size, lastSnapshotTreeSize))
+            return;
 
-        // The copy must reflect exactly this index, so it is taken here, before the next apply;
-        // PersistAsync then only streams the file.
-        var started = Stopwatch.GetTimestamp();
-        store.CopyTo(pendingSnapshotPath);
+        // The copy must reflect exactly this index: its read transaction starts here, before the
+        // next apply, and the pages are copied from it in the background.
+        var view = store.BeginCopy();
         lastSnapshotRaftIndex = raftIndex;
         lastSnapshotTreeSize = tree.Size;
-        LogSnapshot(logger, raftIndex, tree.Size, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-        return true;
+        var treeSize = tree.Size;
+
+        // Its own thread: the copy blocks on disk for a while and must not wait for a pool thread.
+        snapshotting = Task.Factory.StartNew(() => WriteSnapshot(view, raftIndex, term, treeSize), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    private void WriteSnapshot(LedgerStore.ProjectionCopy view, long raftIndex, long term, long treeSize)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var file = snapshots.Write(raftIndex, term, view.WriteTo);
+            Publish(new LedgerSnapshot(file, raftIndex, term));
+            LogSnapshot(logger, raftIndex, treeSize, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            // The log keeps its entries until a later snapshot succeeds; nothing is lost.
+            LogSnapshotFailed(logger, raftIndex, e);
+        }
+        finally
+        {
+            view.Dispose();
+        }
+    }
+
+    private void Publish(LedgerSnapshot taken)
+    {
+        lock (snapshotLock)
+        {
+            if (snapshot is null || taken.Index > snapshot.Index)
+                snapshot = taken;
+        }
     }
 
     /// <summary>
@@ -181,22 +220,43 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
     internal static bool IsSnapshotDue(long raftEntriesSinceLast, long interval, long treeSize, long treeSizeAtLast)
         => raftEntriesSinceLast >= interval && treeSize - treeSizeAtLast >= treeSizeAtLast / GrowthBetweenSnapshots;
 
-    protected override async ValueTask PersistAsync(IAsyncBinaryWriter writer, CancellationToken token)
+    // A follower too far behind receives the leader's snapshot as a log entry.
+    private async ValueTask<long> InstallSnapshotAsync(LogEntry entry, CancellationToken token)
     {
-        var file = new FileStream(pendingSnapshotPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
-        await using (file.ConfigureAwait(false))
-            await writer.CopyFromAsync(file, count: null, token).ConfigureAwait(false);
-        File.Delete(pendingSnapshotPath);
+        // The projection is about to be replaced: a copy still being read from it finishes first.
+        await snapshotting.ConfigureAwait(false);
+        var file = await snapshots.WriteAsync(entry.Index, entry.Term, entry, token).ConfigureAwait(false);
+        var installed = new LedgerSnapshot(file, entry.Index, entry.Term);
+        Restore(installed);
+        Publish(installed);
+        return AppliedRaftIndex;
     }
 
-    protected override ValueTask RestoreAsync(FileInfo snapshotFile, CancellationToken token)
+    /// <summary>
+    /// At start-up: finds the newest snapshot and, when it is ahead of the projection (a projection
+    /// lost or reset), replaces the projection with it.
+    /// </summary>
+    public ValueTask RestoreAsync(CancellationToken token)
+    {
+        snapshots.RemoveUnfinished();
+        if (snapshots.Newest() is { } newest)
+        {
+            var found = new LedgerSnapshot(newest.File, newest.Index, newest.Term);
+            Publish(found);
+            Restore(found);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private void Restore(LedgerSnapshot from)
     {
         // At start-up the projection is usually ahead of the newest snapshot: keep it. Replace it
         // only when the snapshot is newer (installed from the leader, or a projection lost).
-        var snapshotRaftIndex = LedgerStore.ReadRaftIndex(snapshotFile.FullName);
+        var snapshotRaftIndex = LedgerStore.ReadRaftIndex(from.File.FullName);
         if (snapshotRaftIndex > store.RaftIndex)
         {
-            store.ReplaceWith(snapshotFile.FullName);
+            store.ReplaceWith(from.File.FullName);
             ReloadTree();
             lastSnapshotTreeSize = tree.Size;
             Volatile.Write(ref appliedRaftIndex, store.RaftIndex);
@@ -211,8 +271,17 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
         }
 
         lastSnapshotRaftIndex = long.Max(lastSnapshotRaftIndex, snapshotRaftIndex);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask ReclaimGarbageAsync(long watermark, CancellationToken token)
+    {
+        snapshots.RemoveOlderThan(long.Min(watermark, snapshot?.Index ?? 0));
         return ValueTask.CompletedTask;
     }
+
+    /// <summary>Waits for a snapshot still being written.</summary>
+    public async ValueTask DisposeAsync() => await snapshotting.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
 
     /// <summary>
     /// Forgets the projection: it holds entries the Raft log no longer has (the log's unflushed tail
@@ -240,9 +309,12 @@ internal sealed partial class LedgerStateMachine : SimpleStateMachine
     [LoggerMessage(EventId = 1104, Level = LogLevel.Critical, Message = "Applying Raft index {RaftIndex} failed; the node stops")]
     private static partial void LogApplyFailed(ILogger logger, long raftIndex, Exception exception);
 
-    [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Snapshot taken at Raft index {RaftIndex}, tree size {TreeSize}, copied in {Milliseconds} ms")]
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Snapshot taken at Raft index {RaftIndex}, tree size {TreeSize}, written in the background in {Milliseconds} ms")]
     private static partial void LogSnapshot(ILogger logger, long raftIndex, long treeSize, long milliseconds);
 
     [LoggerMessage(EventId = 1103, Level = LogLevel.Information, Message = "Snapshot installed at Raft index {RaftIndex}, tree size {TreeSize}")]
     private static partial void LogSnapshotInstalled(ILogger logger, long raftIndex, long treeSize);
+
+    [LoggerMessage(EventId = 1105, Level = LogLevel.Warning, Message = "The snapshot at Raft index {RaftIndex} could not be written; the log keeps its entries until the next one")]
+    private static partial void LogSnapshotFailed(ILogger logger, long raftIndex, Exception exception);
 }

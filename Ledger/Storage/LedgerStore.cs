@@ -193,19 +193,53 @@ public sealed partial class LedgerStore : IDisposable
         RaftIndex = raftIndex;
     }
 
-    /// <summary>Writes a consistent copy of the whole projection to <paramref name="destination"/>.</summary>
-    internal void CopyTo(string destination)
+    /// <summary>
+    /// Opens a read transaction on the projection as it is now, to copy it from later while the
+    /// writer goes on applying (the projection is in WAL mode, so the reader keeps this state).
+    /// </summary>
+    internal ProjectionCopy BeginCopy() => new(path);
+
+    /// <summary>A read transaction on the projection at one Raft index, from which a copy is written.</summary>
+    internal sealed class ProjectionCopy : IDisposable
     {
-        File.Delete(destination);
+        private readonly SqliteConnection connection;
+        private readonly SqliteTransaction transaction;
 
-        // SQLite's online backup copies pages as they are, where VACUUM INTO rebuilt every table and
-        // index: the copy costs a file copy, not a sort of the whole ledger.
-        using var copy = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = destination, Pooling = false }.ToString());
-        copy.Open();
-        writer.BackupDatabase(copy);
+        internal ProjectionCopy(string path)
+        {
+            connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            connection.Open();
+            transaction = connection.BeginTransaction(deferred: true);
 
-        // One self-contained file: whoever opens it, read-only included, needs no -wal or -shm beside it.
-        copy.Execute("PRAGMA journal_mode = DELETE");
+            // A deferred transaction takes its snapshot at its first read: this one.
+            RaftIndex = connection.QuerySingle<long>("SELECT raft_index FROM state WHERE id = 1", transaction: transaction);
+        }
+
+        /// <summary>The Raft index the copy reflects.</summary>
+        public long RaftIndex { get; }
+
+        /// <summary>Writes the projection as of <see cref="RaftIndex"/> to <paramref name="destination"/>.</summary>
+        public void WriteTo(string destination)
+        {
+            File.Delete(destination);
+
+            // SQLite's online backup copies pages as they are, where VACUUM INTO rebuilt every table
+            // and index: the copy costs a file copy, not a sort of the whole ledger. It reads through
+            // this connection's open transaction, so it sees exactly that state.
+            using var copy = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = destination, Pooling = false }.ToString());
+            copy.Open();
+            connection.BackupDatabase(copy);
+
+            // One self-contained file: whoever opens it, read-only included, needs no -wal or -shm beside it.
+            copy.Execute("PRAGMA journal_mode = DELETE");
+        }
+
+        /// <inheritdoc/>
+        public void Dispose()
+        {
+            transaction.Dispose();
+            connection.Dispose();
+        }
     }
 
     /// <summary>Reads the Raft index a projection file reflects, without opening it as the live store.</summary>
@@ -227,7 +261,7 @@ public sealed partial class LedgerStore : IDisposable
         Interlocked.Increment(ref membershipVersion);
     }
 
-    /// <summary>Replaces the whole projection with a copy made by <see cref="CopyTo"/> (snapshot installation).</summary>
+    /// <summary>Replaces the whole projection with a copy made through <see cref="BeginCopy"/> (snapshot installation).</summary>
     internal void ReplaceWith(string source)
     {
         writer.Dispose();

@@ -1,0 +1,103 @@
+using System.Globalization;
+using DotNext.IO;
+using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
+using Health.Ledger.Storage;
+
+namespace Health.Ledger.Replication;
+
+/// <summary>
+/// A node's snapshot files, named "{Raft index}-{term}" (as DotNext's <c>SimpleStateMachine</c>
+/// named them, so earlier data directories read the same). Each is written to a temporary file,
+/// flushed to disk and renamed into place, and the rename is flushed too: DotNext drops the log
+/// entries a snapshot covers, so a snapshot must be on disk before it is published.
+/// </summary>
+internal sealed class SnapshotDirectory(DirectoryInfo location)
+{
+    private const string TemporarySuffix = ".tmp";
+
+    // Written by earlier versions, which copied the projection here before handing it to DotNext.
+    private const string LegacyPendingCopy = "snapshot-pending.db";
+
+    /// <summary>A snapshot file and the Raft index and term it was taken at.</summary>
+    public readonly record struct Found(FileInfo File, long Index, long Term);
+
+    /// <summary>Writes a snapshot with <paramref name="writeTo"/>, which is given the path to write.</summary>
+    public FileInfo Write(long index, long term, Action<string> writeTo)
+    {
+        var temporary = NewTemporary();
+        try
+        {
+            writeTo(temporary);
+            return Commit(temporary, index, term);
+        }
+        catch
+        {
+            File.Delete(temporary);
+            throw;
+        }
+    }
+
+    /// <summary>Writes a snapshot received from the leader.</summary>
+    public async Task<FileInfo> WriteAsync(long index, long term, LogEntry received, CancellationToken token)
+    {
+        var temporary = NewTemporary();
+        try
+        {
+            var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            await using (stream.ConfigureAwait(false))
+            {
+                await received.WriteToAsync(IAsyncBinaryWriter.Create(stream, new byte[1 << 16]), token).ConfigureAwait(false);
+                await stream.FlushAsync(token).ConfigureAwait(false);
+            }
+
+            return Commit(temporary, index, term);
+        }
+        catch
+        {
+            File.Delete(temporary);
+            throw;
+        }
+    }
+
+    /// <summary>The snapshot at the highest Raft index, if any.</summary>
+    public Found? Newest() => Snapshots().OrderByDescending(s => s.Index).Select(s => (Found?)s).FirstOrDefault();
+
+    /// <summary>Deletes the snapshots taken before <paramref name="index"/>.</summary>
+    public void RemoveOlderThan(long index)
+    {
+        foreach (var found in Snapshots().Where(s => s.Index < index))
+            found.File.Delete();
+    }
+
+    /// <summary>Deletes what a node stopped in the middle of writing a snapshot left behind.</summary>
+    public void RemoveUnfinished()
+    {
+        foreach (var file in location.EnumerateFiles($"*{TemporarySuffix}*"))
+            file.Delete();
+        File.Delete(Path.Combine(location.FullName, LegacyPendingCopy));
+    }
+
+    private IEnumerable<Found> Snapshots()
+    {
+        foreach (var file in location.EnumerateFiles("*-*"))
+        {
+            var parts = file.Name.Split('-');
+            if (parts.Length == 2
+                && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var index)
+                && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var term))
+                yield return new Found(file, index, term);
+        }
+    }
+
+    private string NewTemporary() => Path.Combine(location.FullName, Guid.NewGuid().ToString("N") + TemporarySuffix);
+
+    private FileInfo Commit(string temporary, long index, long term)
+    {
+        using (var written = new FileStream(temporary, FileMode.Open, FileAccess.ReadWrite))
+            written.Flush(flushToDisk: true);
+        var destination = Path.Combine(location.FullName, string.Create(CultureInfo.InvariantCulture, $"{index}-{term}"));
+        File.Move(temporary, destination, overwrite: true);
+        DirectoryFlush.ToDisk(location.FullName);
+        return new FileInfo(destination);
+    }
+}
