@@ -160,6 +160,8 @@ public static partial class NodeHost
             problems.Add("no leader is known");
         if (status.AppliedIndex < status.CommitIndex)
             problems.Add($"applied {status.AppliedIndex} of {status.CommitIndex} committed entries");
+        if (status.DivergedAt is { } diverged)
+            problems.Add($"this node's ledger does not match the group's checkpoint at ledger index {diverged} (log event 1101): rebuild the node from the group");
         try
         {
             records = store.Counts();

@@ -256,7 +256,8 @@ public sealed partial class LedgerNode : IAsyncDisposable
             size,
             Convert.ToHexStringLower(Tree.Root(size)),
             Store.FindLatestCheckpoint(),
-            members);
+            members,
+            Store.FirstDivergence);
     }
 
     private LedgerMember? MemberAt(EndPoint? endPoint)

@@ -129,37 +129,42 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         var previous = size == 0 ? LedgerEntry.GenesisHash : tree.LeafHash(size - 1);
         var timestamp = long.Max(batch.Timestamp, store.LastTimestamp);
         var applied = new List<(LedgerEntry, byte[], byte[])>(batch.Commands.Count);
+        List<long>? divergences = null;
         foreach (var command in batch.Commands)
         {
             var entry = new LedgerEntry(++size, timestamp, previous, command.Kind, command.Fields);
-            if (entry.Kind == LedgerEntryKinds.Checkpoint.Name)
-                CheckCheckpoint(entry, applied);
+            if (entry.Kind == LedgerEntryKinds.Checkpoint.Name && !MatchesTree(entry, applied))
+                (divergences ??= []).Add(entry.Index);
             var body = entry.ToCanonicalBytes();
             var leaf = MerkleHash.Leaf(body);
             applied.Add((entry, body, leaf));
             previous = leaf;
         }
 
-        store.ApplyBatch(raftIndex, batch.Id, applied);
+        store.ApplyBatch(raftIndex, batch.Id, applied, (IReadOnlyCollection<long>?)divergences ?? []);
         foreach (var (_, _, leaf) in applied)
             tree.AppendLeafHash(leaf);
         Complete(batch.Id, (applied[0].Item1.Index, applied.Count));
     }
 
     // A checkpoint states the root of a tree size that was applied before it was proposed; every
-    // node re-derives that root, so a divergent or forged checkpoint is reported on every node.
-    private void CheckCheckpoint(LedgerEntry entry, List<(LedgerEntry Entry, byte[] Body, byte[] Leaf)> pending)
+    // node re-derives that root, so a divergent or forged checkpoint is reported on every node, and
+    // a node that disagrees records it: its ledger is no longer the group's (LedgerStore.FirstDivergence).
+    private bool MatchesTree(LedgerEntry entry, List<(LedgerEntry Entry, byte[] Body, byte[] Leaf)> pending)
     {
         try
         {
             var checkpoint = SignedCheckpoint.FromFields(entry.Fields);
-            if (checkpoint.TreeSize > tree.Size || !tree.Root(checkpoint.TreeSize).AsSpan().SequenceEqual(checkpoint.Root))
-                LogCheckpointMismatch(logger, entry.Index, checkpoint.TreeSize, pending.Count);
+            if (checkpoint.TreeSize <= tree.Size && tree.Root(checkpoint.TreeSize).AsSpan().SequenceEqual(checkpoint.Root))
+                return true;
+            LogCheckpointMismatch(logger, entry.Index, checkpoint.TreeSize, pending.Count);
         }
         catch (FormatException)
         {
             LogCheckpointMismatch(logger, entry.Index, -1, pending.Count);
         }
+
+        return false;
     }
 
     private void Complete(Guid batchId, (long First, int Count) result)

@@ -11,9 +11,13 @@ namespace Health.Ledger.Replication;
 /// <param name="Root">Hex Merkle root of those entries.</param>
 /// <param name="LatestCheckpointIndex">Ledger index of the newest checkpoint, or null.</param>
 /// <param name="Members">The voting members and whether each is reachable.</param>
+/// <param name="DivergedAt">
+/// The ledger index of the first checkpoint whose root this node's own tree did not match, or null.
+/// A node with one holds a ledger that is not the group's: it reports itself not ready.
+/// </param>
 public sealed record LedgerStatus(
     string NodeId, string Role, long Term, string? LeaderId, long CommitIndex, long AppliedIndex,
-    long TreeSize, string Root, long? LatestCheckpointIndex, IReadOnlyList<LedgerMemberStatus> Members);
+    long TreeSize, string Root, long? LatestCheckpointIndex, IReadOnlyList<LedgerMemberStatus> Members, long? DivergedAt);
 
 /// <summary>One member as this node sees it.</summary>
 /// <param name="NodeId">Member id.</param>

@@ -61,6 +61,12 @@ public sealed partial class LedgerStore : IDisposable
 
     private long membershipVersion;
 
+    /// <summary>
+    /// The ledger index of the first checkpoint entry whose root this node's tree did not match, or
+    /// null: once set, this node's ledger is not the group's and must be rebuilt.
+    /// </summary>
+    public long? FirstDivergence { get; private set; }
+
     /// <summary>Timestamp of the last applied entry.</summary>
     public long LastTimestamp { get; private set; }
 
@@ -79,11 +85,13 @@ public sealed partial class LedgerStore : IDisposable
             CREATE TABLE IF NOT EXISTS signer_keys(key_id TEXT PRIMARY KEY, node_id TEXT NOT NULL, idx INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS members(node_id TEXT PRIMARY KEY, raft TEXT NOT NULL, http TEXT NOT NULL, removed INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS state(id INTEGER PRIMARY KEY CHECK (id = 1), raft_index INTEGER NOT NULL, last_ts INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS divergences(idx INTEGER PRIMARY KEY);
             INSERT OR IGNORE INTO state(id, raft_index, last_ts) VALUES (1, 0, 0);
             """);
         foreach (var projection in projections)
             projection.CreateSchema(connection);
         (RaftIndex, LastTimestamp) = connection.QuerySingle<(long, long)>("SELECT raft_index, last_ts FROM state WHERE id = 1");
+        FirstDivergence = connection.QuerySingle<long?>("SELECT min(idx) FROM divergences");
         return connection;
     }
 
@@ -127,7 +135,11 @@ public sealed partial class LedgerStore : IDisposable
     /// Writes one applied batch atomically: its entries, their module projections, the batch id and
     /// the Raft index reached.
     /// </summary>
-    internal void ApplyBatch(long raftIndex, Guid batchId, IReadOnlyList<(LedgerEntry Entry, byte[] Body, byte[] Leaf)> entries)
+    /// <param name="raftIndex">The Raft index of the batch.</param>
+    /// <param name="batchId">The batch id, for exactly-once application.</param>
+    /// <param name="entries">The entries with their canonical bytes and leaf hashes.</param>
+    /// <param name="divergences">Ledger indices of checkpoint entries whose root this node's tree did not match.</param>
+    internal void ApplyBatch(long raftIndex, Guid batchId, IReadOnlyList<(LedgerEntry Entry, byte[] Body, byte[] Leaf)> entries, IReadOnlyCollection<long> divergences)
     {
         using var transaction = writer.BeginTransaction();
         using var insert = writer.CreateCommand();
@@ -179,7 +191,11 @@ public sealed partial class LedgerStore : IDisposable
 
         var lastTimestamp = entries.Count > 0 ? entries[^1].Entry.Timestamp : LastTimestamp;
         writer.Execute("UPDATE state SET raft_index = @raftIndex, last_ts = @lastTimestamp WHERE id = 1", new { raftIndex, lastTimestamp }, transaction);
+        foreach (var diverged in divergences)
+            writer.Execute("INSERT OR IGNORE INTO divergences(idx) VALUES (@diverged)", new { diverged }, transaction);
         transaction.Commit();
+        if (divergences.Count > 0)
+            FirstDivergence ??= divergences.Min();
         if (entries.Any(static e => e.Entry.Kind == LedgerEntryKinds.MemberAdded.Name || e.Entry.Kind == LedgerEntryKinds.MemberRemoved.Name))
             Interlocked.Increment(ref membershipVersion);
         RaftIndex = raftIndex;
