@@ -65,6 +65,13 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
         listener.Start();
     }
 
+    /// <summary>The term of the newest entry in the log (0 for an empty log).</summary>
+    internal ValueTask<long> LastEntryTermAsync(CancellationToken token)
+    {
+        var index = LastEntryIndex;
+        return index == 0 ? ValueTask.FromResult(0L) : ReadAsync(TermOfFirstEntry.Instance, index, index, token);
+    }
+
     /// <summary>Whether every entry up to <paramref name="index"/> is flushed to disk.</summary>
     internal bool IsFlushedThrough(long index) => FirstUnflushedIndex(this) > index;
 
@@ -107,6 +114,18 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
         var log = Expression.Parameter(typeof(WriteAheadLog), "log");
         var read = Expression.Field(Expression.Field(Expression.Field(log, flusherState), state), unflushed);
         return Expression.Lambda<Func<WriteAheadLog, long>>(read, log).Compile();
+    }
+
+    private sealed class TermOfFirstEntry : ILogEntryConsumer<IRaftLogEntry, long>
+    {
+        public static readonly TermOfFirstEntry Instance = new();
+
+        public bool LogEntryMetadataOnly => true;
+
+        public ValueTask<long> ReadAsync<TEntry, TList>(TList entries, long? snapshotIndex, CancellationToken token)
+            where TEntry : IRaftLogEntry
+            where TList : IReadOnlyList<TEntry>
+            => ValueTask.FromResult(entries[0].Term);
     }
 
     private static TaskCompletionSource NewRound() => new(TaskCreationOptions.RunContinuationsAsynchronously);

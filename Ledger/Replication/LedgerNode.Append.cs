@@ -164,13 +164,23 @@ public sealed partial class LedgerNode
 
     private async Task ReplicateAsLeaderAsync(byte[] encoded, CancellationToken token)
     {
-        if (!IsLeader)
+        // The entry carries the term of this node's leadership, checked against the log. DotNext's
+        // ReplicateAsync(payload) would tag it with the node's current term, which a candidate's vote
+        // request raises a few milliseconds before the leader it reaches stops leading: a leader
+        // stepping down then appended and committed an entry of the candidate's term at an index
+        // where the candidate, once elected, wrote another entry of that same term, and the two
+        // nodes' ledgers parted (found by the fault schedules). A leader's newest entry is always
+        // one of its own term (its election entry or later), so a term that differs from it is a
+        // term this node does not lead. The term is read before the leadership, so that a raise in
+        // between is caught by the comparison.
+        var term = cluster.Term;
+        if (!IsLeader || await log.LastEntryTermAsync(token).ConfigureAwait(false) != term)
             throw new LedgerUnavailableException("This node is not the leader.");
         CommandBatch.Stamp(encoded, options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds());
         try
         {
             // Bounded by the caller's deadline even where DotNext's own wait for the commit is not.
-            await cluster.ReplicateAsync(encoded, context: null, token).AsTask().WaitAsync(token).ConfigureAwait(false);
+            await cluster.ReplicateAsync(new BinaryLogEntry { Term = term, Content = encoded }, token).AsTask().WaitAsync(token).ConfigureAwait(false);
         }
         catch (NotLeaderException e)
         {

@@ -25,14 +25,14 @@ public sealed partial class LedgerNode : IAsyncDisposable
     private readonly LedgerNodeOptions options;
     private readonly ILogger logger;
     private readonly LedgerStateMachine stateMachine;
-    private readonly WriteAheadLog log;
+    private readonly DurableWriteAheadLog log;
     private readonly RaftCluster cluster;
     private readonly CancellationTokenSource lifetime = new();
     private readonly HttpClient peerClient;
     private readonly LedgerMetrics metrics;
     private Task background = Task.CompletedTask;
 
-    private LedgerNode(LedgerNodeOptions options, LedgerStore store, MerkleTree tree, LedgerStateMachine stateMachine, WriteAheadLog log,
+    private LedgerNode(LedgerNodeOptions options, LedgerStore store, MerkleTree tree, LedgerStateMachine stateMachine, DurableWriteAheadLog log,
         RaftCluster cluster, NodeSigningKey signingKey, Admission admission, ILogger logger)
     {
         Admission = admission;

@@ -44,6 +44,20 @@ public sealed class DurableWriteAheadLogTests : IDisposable
         Assert.True(log.IsFlushedThrough(3_004));
     }
 
+    [Fact]
+    public async Task The_term_of_the_newest_entry_is_read_from_the_log()
+    {
+        await using var log = Open();
+        IAuditTrail<IRaftLogEntry> follower = log;
+        Assert.Equal(0, await log.LastEntryTermAsync(CancellationToken.None));
+
+        await follower.AppendAsync(Entries(term: 3, count: 2), startIndex: 1, skipCommitted: true, CancellationToken.None);
+        Assert.Equal(3, await log.LastEntryTermAsync(CancellationToken.None));
+
+        await follower.AppendAsync(Entries(term: 4, count: 1), startIndex: 3, skipCommitted: true, CancellationToken.None);
+        Assert.Equal(4, await log.LastEntryTermAsync(CancellationToken.None));
+    }
+
     private DurableWriteAheadLog Open() => new(new WriteAheadLog.Options { Location = root.FullName, ChunkSize = 1 << 20 }, new AppliesNothing());
 
     // Entries of 4 KiB, filled with their term.
