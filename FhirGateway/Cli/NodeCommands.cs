@@ -19,6 +19,7 @@ internal static class NodeCommands
         root.Subcommands.Add(LoadCommand());
         root.Subcommands.Add(InitCommand.Create());
         root.Subcommands.Add(KeyCommands.RotateMasterKey());
+        root.Subcommands.Add(RebuildLedgerCommand.Create());
         foreach (var command in BackupCommands.Create())
             root.Subcommands.Add(command);
         return root;

@@ -136,8 +136,8 @@ public static partial class NodeHost
         return app;
     }
 
-    // One node per data directory: a second process on the same directory would corrupt it.
-    private static FileStream LockDataDirectory(string dataDirectory)
+    /// <summary>Takes the data directory's lock: one node per data directory (a second process on it would corrupt it), and no offline tool beside a running node.</summary>
+    internal static FileStream LockDataDirectory(string dataDirectory)
     {
         Directory.CreateDirectory(dataDirectory);
         try
@@ -161,7 +161,7 @@ public static partial class NodeHost
         if (status.AppliedIndex < status.CommitIndex)
             problems.Add($"applied {status.AppliedIndex} of {status.CommitIndex} committed entries");
         if (status.DivergedAt is { } diverged)
-            problems.Add($"this node's ledger does not match the group's checkpoint at ledger index {diverged} (log event 1101): rebuild the node from the group");
+            problems.Add($"this node's ledger does not match the group's checkpoint at ledger index {diverged} (log event 1101): rebuild it from the group: stop it, run `health-node rebuild-ledger`, start it");
         try
         {
             records = store.Counts();

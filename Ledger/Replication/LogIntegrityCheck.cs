@@ -34,16 +34,22 @@ internal static class LogIntegrityCheck
         }
 
         var aside = Directory.CreateDirectory($"{options.Location}-damaged-{DateTime.UtcNow:yyyyMMddTHHmmssZ}");
+        MoveLog(options.Location, aside.FullName);
+        return aside.FullName;
+    }
+
+    /// <summary>Moves DotNext's log files from <paramref name="location"/> into <paramref name="destination"/>, leaving the term and vote.</summary>
+    internal static void MoveLog(string location, string destination)
+    {
+        Directory.CreateDirectory(destination);
         foreach (var part in LogParts)
         {
-            var source = Path.Combine(options.Location, part);
+            var source = Path.Combine(location, part);
             if (Directory.Exists(source))
-                Directory.Move(source, Path.Combine(aside.FullName, part));
+                Directory.Move(source, Path.Combine(destination, part));
             else if (File.Exists(source))
-                File.Move(source, Path.Combine(aside.FullName, part));
+                File.Move(source, Path.Combine(destination, part));
         }
-
-        return aside.FullName;
     }
 
     // Sees the node's snapshot (so the check starts after it) and applies nothing.

@@ -17,6 +17,26 @@ public sealed class LedgerCatchUpTests
     }
 
     [Fact]
+    public async Task A_ledger_set_aside_with_rebuild_ledger_is_taken_again_from_the_group()
+    {
+        await RunCatchUpAsync(async (cluster, follower, token) =>
+        {
+            await AppendEarlyEntriesAsync(cluster, token);
+            var (exitCode, _, error) = await NodeProcess.RunToolForExitCodeAsync(["rebuild-ledger", "--data", follower.DataDirectory]);
+            Assert.True(exitCode != 0 && error.Contains("in use", StringComparison.Ordinal), $"a running node's ledger was set aside ({exitCode}: {error})");
+
+            follower.Stop();
+            var said = await NodeProcess.RunToolAsync(["rebuild-ledger", "--data", follower.DataDirectory]);
+            Assert.Contains("Ledger set aside", said, StringComparison.Ordinal);
+            var ledger = Path.Combine(follower.DataDirectory, "ledger");
+            Assert.False(File.Exists(Path.Combine(ledger, "ledger.db")), "the projection was not set aside");
+            Assert.False(Directory.Exists(Path.Combine(ledger, "snapshots")), "the snapshots were not set aside");
+            Assert.True(File.Exists(Path.Combine(ledger, "raft", "state")), "the term and vote were not kept");
+            Assert.True(File.Exists(Path.Combine(ledger, "node-signing-key.pem")), "the signing key was not kept");
+        }, expectSnapshotInstall: true);
+    }
+
+    [Fact]
     public async Task Lost_projection_is_rebuilt_from_the_log_and_snapshots()
     {
         await RunCatchUpAsync(async (cluster, follower, token) =>
