@@ -165,11 +165,11 @@ public sealed partial class LedgerNode
     private async Task ReplicateAsLeaderAsync(byte[] encoded, CancellationToken token)
     {
         // The entry carries the term of this node's leadership, checked against the log. DotNext's
-        // ReplicateAsync(payload) would tag it with the node's current term, which a candidate's vote
-        // request raises a few milliseconds before the leader it reaches stops leading: a leader
-        // stepping down then appended and committed an entry of the candidate's term at an index
-        // where the candidate, once elected, wrote another entry of that same term, and the two
-        // nodes' ledgers parted (found by the fault schedules). A leader's newest entry is always
+        // ReplicateAsync(payload) would tag it with the node's current term, which a message of a
+        // newer term (the new leader's first append, a vote request) raises a few milliseconds
+        // before this node stops leading: a leader thawed after another was elected then appended
+        // and committed an entry of the new term at an index where the new leader had written
+        // another entry of that same term, and the two ledgers parted (found by the fault schedules). A leader's newest entry is always
         // one of its own term (its election entry or later), so a term that differs from it is a
         // term this node does not lead. The term is read before the leadership, so that a raise in
         // between is caught by the comparison.
