@@ -154,7 +154,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
         {
             LowerElectionTimeout = options.LowerElectionTimeout,
             UpperElectionTimeout = options.UpperElectionTimeout,
-            RequestTimeout = TimeSpan.FromMilliseconds(options.UpperElectionTimeout * 2),
+            RequestTimeout = options.RequestTimeout,
             ColdStart = false,
             ConfigurationStorage = null,
             LoggerFactory = loggerFactory,
