@@ -154,7 +154,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
         {
             LowerElectionTimeout = options.LowerElectionTimeout,
             UpperElectionTimeout = options.UpperElectionTimeout,
-            RequestTimeout = options.RequestTimeout,
+            RequestTimeout = TimeSpan.FromMilliseconds(options.UpperElectionTimeout * 2),
             ColdStart = false,
             ConfigurationStorage = null,
             LoggerFactory = loggerFactory,

@@ -19,24 +19,10 @@ public sealed record LedgerNodeOptions
     public required string DataDirectory { get; init; }
 
     /// <summary>Lower bound of the randomised election timeout, in milliseconds.</summary>
-    /// <remarks>
-    /// Raft requests time out at four fifths of it (see <see cref="RequestTimeout"/>), and a request
-    /// carries a whole snapshot to a follower too far behind, so this bounds how large a snapshot
-    /// can be sent (about 100,000 entries take well under a second on loopback).
-    /// </remarks>
-    public int LowerElectionTimeout { get; init; } = 1500;
+    public int LowerElectionTimeout { get; init; } = 300;
 
     /// <summary>Upper bound of the randomised election timeout, in milliseconds.</summary>
-    public int UpperElectionTimeout { get; init; } = 3000;
-
-    /// <summary>
-    /// How long a Raft request may take. Shorter than the lower election timeout: a candidate
-    /// counts a member that does not answer its vote request as unavailable only once the request
-    /// times out, and its election is abandoned at the election timeout, so with a longer request
-    /// timeout one hung member (a process stopped, a stalled disk) kept the others from ever electing
-    /// a leader.
-    /// </summary>
-    public TimeSpan RequestTimeout => TimeSpan.FromMilliseconds(LowerElectionTimeout * 4 / 5);
+    public int UpperElectionTimeout { get; init; } = 600;
 
     /// <summary>A snapshot is taken after this many Raft entries, letting the write-ahead log be compacted.</summary>
     public long SnapshotInterval { get; init; } = 2048;

@@ -205,14 +205,6 @@ public sealed class LedgerCluster : IDisposable
         return leaders is [{ } leader] ? Nodes.Single(n => n.NodeId == leader) : null;
     }, token);
 
-    /// <summary>Waits until the running nodes other than <paramref name="excluded"/> (frozen, say) agree on a leader that is not it.</summary>
-    public Task<NodeProcess> WaitForLeaderOtherThanAsync(NodeProcess excluded, CancellationToken token) => WaitUntilAsync(async () =>
-    {
-        var statuses = await Task.WhenAll(Nodes.Where(n => n.IsRunning && n != excluded).Select(n => TryStatusAsync(n, token)));
-        var leaders = statuses.Select(s => s?.LeaderId).Distinct().ToList();
-        return leaders is [{ } leader] && leader != excluded.NodeId ? Nodes.Single(n => n.NodeId == leader) : null;
-    }, token);
-
     /// <summary>Waits until every running node has applied at least <paramref name="minTreeSize"/> entries and all roots agree.</summary>
     public Task<LedgerStatus[]> WaitForConvergenceAsync(long minTreeSize, CancellationToken token) => WaitUntilAsync(async () =>
     {
