@@ -1,12 +1,15 @@
 using System.Runtime.InteropServices;
+using System.Text;
 
 namespace Health.Ledger.Storage;
 
 /// <summary>
 /// Flushes a directory's entries to disk, so that a file renamed into it is still there after a
-/// power loss. .NET opens no directory handles, so on Linux this calls open and fsync itself.
+/// power loss. .NET opens no directory handles, so on Linux this calls the C library's open and
+/// fsync, found among the exports of the running program (as DotNext does for its snapshots),
+/// which needs no particular file name for the C library.
 /// </summary>
-internal static partial class DirectoryFlush
+internal static unsafe class DirectoryFlush
 {
     private const int ReadOnly = 0, Directory = 0x10000;
 
@@ -15,26 +18,28 @@ internal static partial class DirectoryFlush
     {
         if (!OperatingSystem.IsLinux())
             return;
-        var descriptor = Open(directory, ReadOnly | Directory);
+        var open = (delegate* unmanaged<byte*, int, int>)Export("open");
+        var fsync = (delegate* unmanaged<int, int>)Export("fsync");
+        var close = (delegate* unmanaged<int, int>)Export("close");
+        var path = Encoding.UTF8.GetBytes(directory + '\0');
+        int descriptor;
+        fixed (byte* name = path)
+            descriptor = open(name, ReadOnly | Directory);
         if (descriptor < 0)
-            throw new IOException($"The directory {directory} could not be opened to flush it (errno {Marshal.GetLastPInvokeError()}).");
+            throw new IOException($"The directory {directory} could not be opened to flush it (errno {Marshal.GetLastSystemError()}).");
         try
         {
-            if (Fsync(descriptor) != 0)
-                throw new IOException($"The directory {directory} could not be flushed to disk (errno {Marshal.GetLastPInvokeError()}).");
+            if (fsync(descriptor) != 0)
+                throw new IOException($"The directory {directory} could not be flushed to disk (errno {Marshal.GetLastSystemError()}).");
         }
         finally
         {
-            _ = Close(descriptor);
+            _ = close(descriptor);
         }
     }
 
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int Fsync(int descriptor);
-
-    [LibraryImport("libc", EntryPoint = "close")]
-    private static partial int Close(int descriptor);
+    private static nint Export(string name)
+        => NativeLibrary.TryGetExport(NativeLibrary.GetMainProgramHandle(), name, out var address)
+            ? address
+            : throw new IOException($"The C library's {name} was not found; snapshots cannot be flushed to disk.");
 }
