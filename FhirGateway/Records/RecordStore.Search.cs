@@ -33,15 +33,12 @@ public sealed partial class RecordStore
         var rows = connection.Query<(long Seq, string Type, string Id, int Version, string Owner, long LastUpdated)>(
             $"SELECT c.seq, c.type, c.id, c.version, c.owner, c.last_updated FROM current c WHERE {where} {page}", parameters).AsList();
         var results = new List<StoredResource>(int.Min(rows.Count, count));
-        var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        var keys = new OwnerKeys(this, connection, null);
         foreach (var row in rows.Take(count))
         {
-            if (!keys.TryGetValue(row.Owner, out var key))
-                keys[row.Owner] = key = DataKey(connection, null, row.Owner, create: false);
             var body = connection.QuerySingle<byte[]>(
                 "SELECT body FROM versions WHERE type = @Type AND id = @Id AND version = @Version", new { row.Type, row.Id, row.Version });
-            results.Add(new StoredResource(row.Type, row.Id, row.Version, row.Owner, row.LastUpdated,
-                RecordCipher.Open(key, body, RecordCipher.ResourceBinding(row.Type, row.Id, row.Version))));
+            results.Add(keys.Open(row.Type, row.Id, row.Version, row.Owner, row.LastUpdated, body));
         }
 
         long? next = rows.Count <= count ? null : sortByDate is null ? rows[count - 1].Seq : afterSequence + count;

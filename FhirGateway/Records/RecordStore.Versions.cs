@@ -37,12 +37,11 @@ public sealed partial class RecordStore
         var owner = connection.QuerySingleOrDefault<string?>("SELECT owner FROM current WHERE type = @type AND id = @id", new { type, id });
         if (owner is null)
             return [];
-        var key = DataKey(connection, null, owner, create: false);
+        var keys = new OwnerKeys(this, connection, null);
+        keys.For(owner); // erased records answer Gone even when every version is a deletion
         return connection.Query<(int Version, long LastUpdated, bool Deleted, byte[]? Body)>(
                 "SELECT version, last_updated, deleted, body FROM versions WHERE type = @type AND id = @id ORDER BY version DESC", new { type, id })
-            .Select(v => v.Deleted || v.Body is null
-                ? null
-                : new StoredResource(type, id, v.Version, owner, v.LastUpdated, RecordCipher.Open(key, v.Body, RecordCipher.ResourceBinding(type, id, v.Version))))
+            .Select(v => v.Deleted || v.Body is null ? null : keys.Open(type, id, v.Version, owner, v.LastUpdated, v.Body))
             .ToList();
     }
 }

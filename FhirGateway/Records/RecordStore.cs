@@ -168,9 +168,7 @@ public sealed partial class RecordStore : IDisposable
             return null;
         if (found.Deleted || (version is null && current.Deleted))
             throw new ResourceGoneException($"{type}/{id} was deleted.");
-        var key = DataKey(connection, null, current.Owner, create: false);
-        var json = RecordCipher.Open(key, found.Body, RecordCipher.ResourceBinding(type, id, wanted));
-        return new StoredResource(type, id, wanted, current.Owner, found.LastUpdated, json);
+        return new OwnerKeys(this, connection, null).Open(type, id, wanted, current.Owner, found.LastUpdated, found.Body!);
     }
 
     /// <inheritdoc/>

@@ -12,7 +12,7 @@ public sealed class RecordWriter : IDisposable
     private readonly RecordStore store;
     private readonly SqliteConnection connection;
     private readonly SqliteTransaction transaction;
-    private readonly Dictionary<string, byte[]> keys = new(StringComparer.Ordinal);
+    private readonly OwnerKeys keys;
     private readonly SqliteCommand insertVersion, upsertCurrent, deleteTokens, deleteDates, upsertPatientKey;
     private readonly BatchedInsert insertTokens, insertDates;
 
@@ -21,6 +21,7 @@ public sealed class RecordWriter : IDisposable
         this.store = store;
         this.connection = connection;
         this.transaction = transaction;
+        keys = new OwnerKeys(store, connection, transaction);
         insertVersion = Prepare("INSERT INTO versions(type, id, version, last_updated, body) VALUES ($type, $id, $version, $updated, $body)", "$type", "$id", "$version", "$updated", "$body");
         upsertCurrent = Prepare("""
             INSERT INTO current(type, id, version, owner, last_updated) VALUES ($type, $id, $version, $owner, $updated)
@@ -43,9 +44,7 @@ public sealed class RecordWriter : IDisposable
     {
         if (patientKey is not null)
             Run(upsertPatientKey, resource.Owner, patientKey);
-        if (!keys.TryGetValue(resource.Owner, out var key))
-            keys[resource.Owner] = key = store.DataKey(connection, transaction, resource.Owner, createKey);
-        var body = RecordCipher.Seal(key, resource.Json, RecordCipher.ResourceBinding(resource.Type, resource.Id, resource.Version));
+        var body = RecordCipher.Seal(keys.For(resource.Owner, createKey), resource.Json, RecordCipher.ResourceBinding(resource.Type, resource.Id, resource.Version));
         Run(insertVersion, resource.Type, resource.Id, resource.Version, resource.LastUpdated, body);
         var seq = (long)Scalar(upsertCurrent, resource.Type, resource.Id, resource.Version, resource.Owner, resource.LastUpdated)!;
         if (resource.Version > 1)
@@ -81,12 +80,7 @@ public sealed class RecordWriter : IDisposable
             WHERE c.deleted = 0 AND c.owner NOT IN (SELECT owner FROM data_keys WHERE shredded = 1) ORDER BY c.seq
             """, transaction: transaction, buffered: false);
         foreach (var row in rows)
-        {
-            if (!keys.TryGetValue(row.Owner, out var key))
-                keys[row.Owner] = key = store.DataKey(connection, transaction, row.Owner, create: false);
-            var json = RecordCipher.Open(key, row.Body, RecordCipher.ResourceBinding(row.Type, row.Id, row.Version));
-            yield return (row.Seq, new StoredResource(row.Type, row.Id, row.Version, row.Owner, row.LastUpdated, json));
-        }
+            yield return (row.Seq, keys.Open(row.Type, row.Id, row.Version, row.Owner, row.LastUpdated, row.Body));
     }
 
     /// <summary>Records the index layout the store is in, with this transaction.</summary>
