@@ -194,8 +194,7 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         var started = Stopwatch.GetTimestamp();
         try
         {
-            var file = snapshots.Write(raftIndex, term, view.WriteTo);
-            Publish(new LedgerSnapshot(file, raftIndex, term));
+            Publish(snapshots.Write(raftIndex, term, view.WriteTo));
             LogSnapshot(logger, raftIndex, treeSize, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
@@ -230,8 +229,7 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     {
         // The projection is about to be replaced: a copy still being read from it finishes first.
         await snapshotting.ConfigureAwait(false);
-        var file = await snapshots.WriteAsync(entry.Index, entry.Term, entry, token).ConfigureAwait(false);
-        var installed = new LedgerSnapshot(file, entry.Index, entry.Term);
+        var installed = await snapshots.WriteAsync(entry.Index, entry.Term, entry, token).ConfigureAwait(false);
         Restore(installed);
         Publish(installed);
         return AppliedRaftIndex;
@@ -246,9 +244,8 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         snapshots.RemoveUnfinished();
         if (snapshots.Newest() is { } newest)
         {
-            var found = new LedgerSnapshot(newest.File, newest.Index, newest.Term);
-            Publish(found);
-            Restore(found);
+            Publish(newest);
+            Restore(newest);
         }
 
         return ValueTask.CompletedTask;

@@ -18,11 +18,8 @@ internal sealed class SnapshotDirectory(DirectoryInfo location)
     // Written by earlier versions, which copied the projection here before handing it to DotNext.
     private const string LegacyPendingCopy = "snapshot-pending.db";
 
-    /// <summary>A snapshot file and the Raft index and term it was taken at.</summary>
-    public readonly record struct Found(FileInfo File, long Index, long Term);
-
     /// <summary>Writes a snapshot with <paramref name="writeTo"/>, which is given the path to write.</summary>
-    public FileInfo Write(long index, long term, Action<string> writeTo)
+    public LedgerSnapshot Write(long index, long term, Action<string> writeTo)
     {
         var temporary = NewTemporary();
         try
@@ -38,7 +35,7 @@ internal sealed class SnapshotDirectory(DirectoryInfo location)
     }
 
     /// <summary>Writes a snapshot received from the leader.</summary>
-    public async Task<FileInfo> WriteAsync(long index, long term, LogEntry received, CancellationToken token)
+    public async Task<LedgerSnapshot> WriteAsync(long index, long term, LogEntry received, CancellationToken token)
     {
         var temporary = NewTemporary();
         try
@@ -60,13 +57,13 @@ internal sealed class SnapshotDirectory(DirectoryInfo location)
     }
 
     /// <summary>The snapshot at the highest Raft index, if any.</summary>
-    public Found? Newest() => Snapshots().OrderByDescending(s => s.Index).Select(s => (Found?)s).FirstOrDefault();
+    public LedgerSnapshot? Newest() => Snapshots().MaxBy(s => s.Index);
 
     /// <summary>Deletes the snapshots taken before <paramref name="index"/>.</summary>
     public void RemoveOlderThan(long index)
     {
-        foreach (var found in Snapshots().Where(s => s.Index < index))
-            found.File.Delete();
+        foreach (var older in Snapshots().Where(s => s.Index < index))
+            older.File.Delete();
     }
 
     /// <summary>Deletes what a node stopped in the middle of writing a snapshot left behind.</summary>
@@ -77,7 +74,7 @@ internal sealed class SnapshotDirectory(DirectoryInfo location)
         File.Delete(Path.Combine(location.FullName, LegacyPendingCopy));
     }
 
-    private IEnumerable<Found> Snapshots()
+    private IEnumerable<LedgerSnapshot> Snapshots()
     {
         foreach (var file in location.EnumerateFiles("*-*"))
         {
@@ -85,19 +82,19 @@ internal sealed class SnapshotDirectory(DirectoryInfo location)
             if (parts.Length == 2
                 && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var index)
                 && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var term))
-                yield return new Found(file, index, term);
+                yield return new LedgerSnapshot(file, index, term);
         }
     }
 
     private string NewTemporary() => Path.Combine(location.FullName, Guid.NewGuid().ToString("N") + TemporarySuffix);
 
-    private FileInfo Commit(string temporary, long index, long term)
+    private LedgerSnapshot Commit(string temporary, long index, long term)
     {
         using (var written = new FileStream(temporary, FileMode.Open, FileAccess.ReadWrite))
             written.Flush(flushToDisk: true);
         var destination = Path.Combine(location.FullName, string.Create(CultureInfo.InvariantCulture, $"{index}-{term}"));
         File.Move(temporary, destination, overwrite: true);
         DirectoryFlush.ToDisk(location.FullName);
-        return new FileInfo(destination);
+        return new LedgerSnapshot(new FileInfo(destination), index, term);
     }
 }
