@@ -228,13 +228,10 @@ public sealed partial class LedgerStore : IDisposable
             transaction = connection.BeginTransaction(deferred: true);
 
             // A deferred transaction takes its snapshot at its first read: this one.
-            RaftIndex = connection.QuerySingle<long>("SELECT raft_index FROM state WHERE id = 1", transaction: transaction);
+            connection.QuerySingle<long>("SELECT raft_index FROM state WHERE id = 1", transaction: transaction);
         }
 
-        /// <summary>The Raft index the copy reflects.</summary>
-        public long RaftIndex { get; }
-
-        /// <summary>Writes the projection as of <see cref="RaftIndex"/> to <paramref name="destination"/>.</summary>
+        /// <summary>Writes the projection as it was when this copy began to <paramref name="destination"/>.</summary>
         public void WriteTo(string destination)
         {
             File.Delete(destination);
