@@ -35,6 +35,7 @@ public static class LedgerEndpoints
         ledger.MapPost("/members", AddMemberAsync).WithMetadata(new RequestSizeLimitAttribute(MaxAppendBody));
         ledger.MapDelete("/members/{nodeId}", RemoveMemberAsync);
         app.MapPost(LedgerNode.ReplicatePath, AcceptForwardedAsync).WithMetadata(new RequestSizeLimitAttribute(MaxForwardedBody));
+        app.MapGet(LedgerNode.SnapshotPath + "{index:long}-{term:long}", ServeSnapshot);
         app.MapPost(LedgerNode.MembershipPath, AcceptForwardedMembershipAsync).WithMetadata(new RequestSizeLimitAttribute(MaxAppendBody));
         app.MapDelete(LedgerNode.MembershipPath, AcceptForwardedMembershipAsync).WithMetadata(new RequestSizeLimitAttribute(MaxAppendBody));
         return app;
@@ -153,6 +154,15 @@ public static class LedgerEndpoints
         }
 
         return TypedResults.NoContent();
+    }
+
+    // A member behind the compacted log fetches the snapshot the leader's Raft message referred to.
+    private static IResult ServeSnapshot(HttpContext context, LedgerNode node, long index, long term)
+    {
+        RequireMember(context, node);
+        if (node.FindSnapshot(index, term) is not { } file)
+            throw RequestFailure.NotFound("This node does not hold that snapshot (a newer one may have replaced it).");
+        return TypedResults.PhysicalFile(file.FullName, "application/octet-stream", enableRangeProcessing: true);
     }
 
     private static async Task<Ok<LedgerStatus>> AddMemberAsync(HttpContext context, LedgerNode node, MemberDto member)

@@ -88,6 +88,20 @@ public sealed class MerkleTree
         }
     }
 
+    /// <summary>
+    /// Takes every hash of <paramref name="built"/>, a tree filled elsewhere (from a snapshot's
+    /// leaves, before it is installed), in place of this tree's; <paramref name="built"/> must not be used again.
+    /// </summary>
+    public void ReplaceWith(MerkleTree built)
+    {
+        lock (sync)
+        {
+            levels.Clear();
+            levels.AddRange(built.levels);
+            recentBlocks.Clear();
+        }
+    }
+
     /// <summary>The leaf hash at a 0-based position.</summary>
     public byte[] LeafHash(long leafIndex)
     {

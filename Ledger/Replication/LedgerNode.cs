@@ -100,6 +100,15 @@ public sealed partial class LedgerNode : IAsyncDisposable
         return handler;
     }
 
+    /// <summary>Path, followed by "{index}-{term}", of the members-only endpoint serving this node's snapshot files.</summary>
+    public const string SnapshotPath = SnapshotTransfer.PathPrefix;
+
+    /// <summary>
+    /// The snapshot file at Raft <paramref name="index"/> and <paramref name="term"/>, if this node
+    /// still holds it: members behind the compacted log fetch it from here.
+    /// </summary>
+    public FileInfo? FindSnapshot(long index, long term) => stateMachine.FindSnapshot(index, term);
+
     /// <summary>Whether this node is the Raft leader right now.</summary>
     public bool IsLeader => !cluster.LeadershipToken.IsCancellationRequested;
 
@@ -125,7 +134,9 @@ public sealed partial class LedgerNode : IAsyncDisposable
         var store = new LedgerStore(Path.Combine(root.FullName, "ledger.db"), [new GovernanceProjection(founding), .. projections]);
         var admission = new Admission(store, founding);
         var tree = new MerkleTree(store.ReadLeafHashes);
-        var stateMachine = new LedgerStateMachine(root.CreateSubdirectory("snapshots"), store, tree, options.SnapshotInterval, logger);
+        var snapshotDirectory = root.CreateSubdirectory("snapshots");
+        var transfer = new SnapshotTransfer(options.Self, CreatePeerHandler(options.Identity, admission.IsAdmitted), snapshotDirectory, RequestTimeout(options) / 3, logger);
+        var stateMachine = new LedgerStateMachine(snapshotDirectory, store, tree, options.SnapshotInterval, transfer, logger);
         if (store.SetAsideAs is { } damagedProjection)
             LogProjectionDamaged(logger, damagedProjection);
         await stateMachine.RestoreAsync(token).ConfigureAwait(false);
@@ -154,7 +165,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
         {
             LowerElectionTimeout = options.LowerElectionTimeout,
             UpperElectionTimeout = options.UpperElectionTimeout,
-            RequestTimeout = TimeSpan.FromMilliseconds(options.UpperElectionTimeout * 2),
+            RequestTimeout = RequestTimeout(options),
             ColdStart = false,
             ConfigurationStorage = null,
             LoggerFactory = loggerFactory,
@@ -178,6 +189,8 @@ public sealed partial class LedgerNode : IAsyncDisposable
         LogStarted(logger, options.NodeId, self.RaftEndPoint, store.RaftIndex, node.Tree.Size);
         return node;
     }
+
+    private static TimeSpan RequestTimeout(LedgerNodeOptions options) => TimeSpan.FromMilliseconds(options.UpperElectionTimeout * 2);
 
     // Raft connections are mutual TLS both ways: each side presents its node certificate and accepts
     // the other only if it chains to the consortium CA and names a node admitted at that moment.

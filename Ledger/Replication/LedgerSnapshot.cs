@@ -1,33 +1,35 @@
-using DotNext.IO;
-using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
+using System.Security.Cryptography;
 
 namespace Health.Ledger.Replication;
 
-/// <summary>A snapshot file as DotNext sees it: the entry it sends to a follower too far behind.</summary>
-internal sealed class LedgerSnapshot(FileInfo file, long index, long term) : ISnapshot
+/// <summary>A snapshot file: a copy of the projection at Raft index <see cref="Index"/>.</summary>
+internal sealed class LedgerSnapshot(FileInfo file, long index, long term)
 {
-    private readonly long length = file.Length;
+    private byte[]? sha256;
 
-    /// <summary>The snapshot file: a copy of the projection at <see cref="Index"/>.</summary>
+    /// <summary>The snapshot file.</summary>
     public FileInfo File => file;
 
-    /// <inheritdoc/>
+    /// <summary>Raft index of the last entry the snapshot holds.</summary>
     public long Index => index;
 
-    /// <inheritdoc/>
+    /// <summary>Term of that entry.</summary>
     public long Term => term;
 
-    bool IDataTransferObject.IsReusable => true;
-
-    long? IDataTransferObject.Length => length;
-
-    /// <inheritdoc/>
-    public async ValueTask WriteToAsync<TWriter>(TWriter writer, CancellationToken token)
-        where TWriter : IAsyncBinaryWriter
+    /// <summary>The file's SHA-256, read once (snapshot files never change once named).</summary>
+    public byte[] Sha256()
     {
-        // Shared for deletion too: a newer snapshot may replace this one while it is being sent.
-        var stream = new FileStream(file.FullName, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
-        await using (stream.ConfigureAwait(false))
-            await writer.CopyFromAsync(stream, count: null, token).ConfigureAwait(false);
+        if (Volatile.Read(ref sha256) is { } known)
+            return known;
+        using var stream = new FileStream(file.FullName, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16, FileOptions.SequentialScan);
+        Volatile.Write(ref sha256, SHA256.HashData(stream));
+        return sha256!;
+    }
+
+    /// <summary>Records a hash checked elsewhere (a fetched file), so it is not read again.</summary>
+    public LedgerSnapshot WithKnownSha256(byte[] hash)
+    {
+        Volatile.Write(ref sha256, hash);
+        return this;
     }
 }

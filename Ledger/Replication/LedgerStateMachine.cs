@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using DotNext.IO;
 using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
 using Health.Ledger.Checkpoints;
 using Health.Ledger.Entries;
@@ -35,18 +36,20 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     private readonly MerkleTree tree;
     private readonly long snapshotInterval;
     private readonly SnapshotDirectory snapshots;
+    private readonly SnapshotTransfer transfer;
     private readonly ILogger logger;
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource<(long First, int Count)>> waiters = new();
     private readonly Lock snapshotLock = new();
-    private volatile LedgerSnapshot? snapshot;
+    private volatile SnapshotOffer? snapshot;
     private Task snapshotting = Task.CompletedTask;
     private long lastSnapshotRaftIndex;
     private long lastSnapshotTreeSize;
     private long appliedRaftIndex;
 
-    public LedgerStateMachine(DirectoryInfo snapshotLocation, LedgerStore store, MerkleTree tree, long snapshotInterval, ILogger logger)
+    public LedgerStateMachine(DirectoryInfo snapshotLocation, LedgerStore store, MerkleTree tree, long snapshotInterval, SnapshotTransfer transfer, ILogger logger)
     {
         this.store = store;
+        this.transfer = transfer;
         this.tree = tree;
         this.snapshotInterval = snapshotInterval;
         this.logger = logger;
@@ -75,8 +78,11 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     /// <summary>Stops waiting for a batch.</summary>
     public void ForgetBatch(Guid batchId) => waiters.TryRemove(batchId, out _);
 
-    /// <summary>The newest snapshot on disk, which DotNext sends to followers too far behind.</summary>
+    /// <summary>The newest snapshot on disk; DotNext sends followers too far behind a reference to it.</summary>
     public ISnapshot? Snapshot => snapshot;
+
+    /// <summary>The snapshot file at <paramref name="index"/> and <paramref name="term"/>, if this node holds it (for members fetching it).</summary>
+    public FileInfo? FindSnapshot(long index, long term) => snapshots.Find(index, term)?.File;
 
     /// <inheritdoc/>
     public ValueTask<long> ApplyAsync(LogEntry entry, CancellationToken token)
@@ -213,7 +219,7 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         lock (snapshotLock)
         {
             if (snapshot is null || taken.Index > snapshot.Index)
-                snapshot = taken;
+                snapshot = transfer.Offer(taken);
         }
     }
 
@@ -224,13 +230,33 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     internal static bool IsSnapshotDue(long raftEntriesSinceLast, long interval, long treeSize, long treeSizeAtLast)
         => raftEntriesSinceLast >= interval && treeSize - treeSizeAtLast >= treeSizeAtLast / GrowthBetweenSnapshots;
 
-    // A follower too far behind receives the leader's snapshot as a log entry.
+    // A follower too far behind receives a reference to the leader's snapshot as a log entry (a
+    // member of an earlier version sends the whole file). While the file is still being fetched,
+    // the request fails and the leader sends it again; once it is here, installing is quick.
     private async ValueTask<long> InstallSnapshotAsync(LogEntry entry, CancellationToken token)
     {
+        if (entry.Length is not <= SnapshotReference.MaxEncodedLength)
+        {
+            await snapshotting.ConfigureAwait(false);
+            var received = await snapshots.WriteAsync(entry.Index, entry.Term, entry, token).ConfigureAwait(false);
+            Restore(received);
+            Publish(received);
+            return AppliedRaftIndex;
+        }
+
+        var reference = SnapshotReference.TryDecode(await entry.ToByteArrayAsync(token: token).ConfigureAwait(false))
+            ?? throw new InvalidDataException($"The snapshot at Raft index {entry.Index} is neither a reference nor a projection.");
+        if (reference.Index != entry.Index || reference.Term != entry.Term)
+            throw new InvalidDataException($"The snapshot reference names Raft index {reference.Index}, term {reference.Term}, but came for {entry.Index}, term {entry.Term}.");
+        var fetched = await transfer.WaitForAsync(reference, token).ConfigureAwait(false);
+
         // The projection is about to be replaced: a copy still being read from it finishes first.
         await snapshotting.ConfigureAwait(false);
-        var installed = await snapshots.WriteAsync(entry.Index, entry.Term, entry, token).ConfigureAwait(false);
-        Restore(installed);
+        var installed = snapshots.Adopt(fetched.File, entry.Index, entry.Term).WithKnownSha256(reference.Sha256);
+        store.ReplaceWithMoved(fetched.Projection);
+        tree.ReplaceWith(fetched.Tree);
+        transfer.Installed(reference);
+        Installed(entry.Index);
         Publish(installed);
         return AppliedRaftIndex;
     }
@@ -260,19 +286,26 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         {
             store.ReplaceWith(from.File.FullName);
             ReloadTree();
-            lastSnapshotTreeSize = tree.Size;
-            Volatile.Write(ref appliedRaftIndex, store.RaftIndex);
-            LogSnapshotInstalled(logger, snapshotRaftIndex, tree.Size);
-            foreach (var batchId in waiters.Keys)
-            {
-                if (store.FindBatchWhileApplying(batchId) is { } applied)
-                    Complete(batchId, applied);
-            }
-
-            Applied?.Invoke(tree.Size);
+            Installed(snapshotRaftIndex);
         }
 
         lastSnapshotRaftIndex = long.Max(lastSnapshotRaftIndex, snapshotRaftIndex);
+    }
+
+    // The projection and the tree now hold a snapshot's entries.
+    private void Installed(long snapshotRaftIndex)
+    {
+        lastSnapshotTreeSize = tree.Size;
+        lastSnapshotRaftIndex = long.Max(lastSnapshotRaftIndex, snapshotRaftIndex);
+        Volatile.Write(ref appliedRaftIndex, store.RaftIndex);
+        LogSnapshotInstalled(logger, snapshotRaftIndex, tree.Size);
+        foreach (var batchId in waiters.Keys)
+        {
+            if (store.FindBatchWhileApplying(batchId) is { } applied)
+                Complete(batchId, applied);
+        }
+
+        Applied?.Invoke(tree.Size);
     }
 
     /// <inheritdoc/>
@@ -282,8 +315,12 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>Waits for a snapshot still being written.</summary>
-    public async ValueTask DisposeAsync() => await snapshotting.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    /// <summary>Stops a snapshot download and waits for a snapshot still being written.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        transfer.Dispose();
+        await snapshotting.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
 
     /// <summary>
     /// Forgets the projection: it holds entries the Raft log no longer has (the log's unflushed tail

@@ -13,7 +13,8 @@ namespace Health.Ledger.Replication;
 /// </summary>
 internal sealed class SnapshotDirectory(DirectoryInfo location)
 {
-    private const string TemporarySuffix = ".tmp";
+    /// <summary>Ends the name of every file being written here; such files are removed at start-up.</summary>
+    public const string TemporarySuffix = ".tmp";
 
     // Written by earlier versions, which copied the projection here before handing it to DotNext.
     private const string LegacyPendingCopy = "snapshot-pending.db";
@@ -55,6 +56,12 @@ internal sealed class SnapshotDirectory(DirectoryInfo location)
             throw;
         }
     }
+
+    /// <summary>Moves a fetched file, already checked and flushed, into place as the snapshot at <paramref name="index"/>.</summary>
+    public LedgerSnapshot Adopt(string fetched, long index, long term) => Commit(fetched, index, term);
+
+    /// <summary>The snapshot at <paramref name="index"/> and <paramref name="term"/>, if this node holds it.</summary>
+    public LedgerSnapshot? Find(long index, long term) => Snapshots().FirstOrDefault(s => s.Index == index && s.Term == term);
 
     /// <summary>The snapshot at the highest Raft index, if any.</summary>
     public LedgerSnapshot? Newest() => Snapshots().MaxBy(s => s.Index);

@@ -258,9 +258,23 @@ public sealed partial class LedgerStore : IDisposable
     /// <summary>Reads the Raft index a projection file reflects, without opening it as the live store.</summary>
     internal static long ReadRaftIndex(string file)
     {
-        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = file, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
-        connection.Open();
+        using var connection = OpenCopy(file);
         return connection.QuerySingle<long>("SELECT raft_index FROM state WHERE id = 1");
+    }
+
+    /// <summary>The leaf hashes, in order, of a copy of the projection (a snapshot file) that no store has open.</summary>
+    internal static IEnumerable<byte[]> ReadLeafHashes(string file)
+    {
+        using var connection = OpenCopy(file);
+        foreach (var leaf in connection.Query<byte[]>("SELECT leaf FROM entries ORDER BY idx", buffered: false))
+            yield return leaf;
+    }
+
+    private static SqliteConnection OpenCopy(string file)
+    {
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = file, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+        connection.Open();
+        return connection;
     }
 
     /// <summary>Empties the projection, to be rebuilt from the Raft log and snapshots.</summary>
@@ -275,13 +289,18 @@ public sealed partial class LedgerStore : IDisposable
     }
 
     /// <summary>Replaces the whole projection with a copy made through <see cref="BeginCopy"/> (snapshot installation).</summary>
-    internal void ReplaceWith(string source)
+    internal void ReplaceWith(string source) => Replace(() => File.Copy(source, path, overwrite: true));
+
+    /// <summary>Replaces the whole projection with a copy of one, moving the file into place.</summary>
+    internal void ReplaceWithMoved(string copy) => Replace(() => File.Move(copy, path, overwrite: true));
+
+    private void Replace(Action putInPlace)
     {
         writer.Dispose();
         SqliteConnection.ClearAllPools();
         foreach (var suffix in new[] { "-wal", "-shm" })
             File.Delete(path + suffix);
-        File.Copy(source, path, overwrite: true);
+        putInPlace();
         writer = Open();
         Interlocked.Increment(ref membershipVersion);
     }

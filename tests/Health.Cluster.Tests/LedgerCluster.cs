@@ -44,7 +44,7 @@ public sealed class LedgerCluster : IDisposable
     }
 
     /// <summary>A cluster whose members speak mutual TLS with certificates from a consortium CA made for it.</summary>
-    public static LedgerCluster WithTls(int size = 3) => new(size, tls: true, []);
+    public static LedgerCluster WithTls(int size = 3, params string[] extraArguments) => new(size, tls: true, extraArguments);
 
     /// <summary>Whether the members speak mutual TLS.</summary>
     public bool Tls { get; }

@@ -16,6 +16,9 @@ namespace Health.Ledger.Tests.Replication;
 /// </summary>
 public sealed class BackgroundSnapshotTests : IDisposable
 {
+    // Only followers fetch snapshots; these tests apply entries on one node, which never does.
+    private static readonly LedgerMember Self = LedgerMember.Parse("node1=127.0.0.1:1=http://127.0.0.1:2/");
+
     private const int CommandsPerBatch = 10;
     private readonly DirectoryInfo root = Directory.CreateTempSubdirectory("health-snapshots-");
     private readonly WarningCollector logger = new();
@@ -25,7 +28,8 @@ public sealed class BackgroundSnapshotTests : IDisposable
     {
         using var store = new LedgerStore(Path.Combine(root.FullName, "ledger.db"), []);
         var tree = new MerkleTree(store.ReadLeafHashes);
-        var machine = new LedgerStateMachine(root.CreateSubdirectory("snapshots"), store, tree, snapshotInterval: 50, logger);
+        var snapshots = root.CreateSubdirectory("snapshots");
+        var machine = new LedgerStateMachine(snapshots, store, tree, snapshotInterval: 50, new SnapshotTransfer(Self, new HttpClientHandler(), snapshots, TimeSpan.FromSeconds(1), logger), logger);
         await using (machine)
         {
             await machine.RestoreAsync(CancellationToken.None);
@@ -38,13 +42,13 @@ public sealed class BackgroundSnapshotTests : IDisposable
                     await log.AppendAsync(new BinaryLogEntry { Term = 1, Content = Batch(i).Encode() });
                     await log.CommitAsync(i);
                     if (machine.Snapshot is { } taken)
-                        seen[taken.Index] = ((LedgerSnapshot)taken).File.FullName;
+                        seen[taken.Index] = ((SnapshotOffer)taken).Snapshot.File.FullName;
                 }
 
                 await log.WaitForApplyAsync(400);
                 await machine.DisposeAsync(); // waits for a snapshot still being written
                 if (machine.Snapshot is { } last)
-                    seen[last.Index] = ((LedgerSnapshot)last).File.FullName;
+                    seen[last.Index] = ((SnapshotOffer)last).Snapshot.File.FullName;
 
                 Assert.Empty(logger.Warnings);
                 Assert.NotEmpty(seen);

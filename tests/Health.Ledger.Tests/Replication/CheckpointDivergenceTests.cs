@@ -15,6 +15,9 @@ namespace Health.Ledger.Tests.Replication;
 /// </summary>
 public sealed class CheckpointDivergenceTests : IDisposable
 {
+    // Only followers fetch snapshots; these tests apply entries on one node, which never does.
+    private static readonly LedgerMember Self = LedgerMember.Parse("node1=127.0.0.1:1=http://127.0.0.1:2/");
+
     private readonly DirectoryInfo root = Directory.CreateTempSubdirectory("health-divergence-");
 
     [Fact]
@@ -40,7 +43,8 @@ public sealed class CheckpointDivergenceTests : IDisposable
     private async Task ApplyAsync(LedgerStore store, LedgerCommand[] commands)
     {
         var tree = new MerkleTree(store.ReadLeafHashes);
-        var machine = new LedgerStateMachine(root.CreateSubdirectory("snapshots"), store, tree, snapshotInterval: 1_000, NullLogger.Instance);
+        var snapshots = root.CreateSubdirectory("snapshots");
+        var machine = new LedgerStateMachine(snapshots, store, tree, snapshotInterval: 1_000, new SnapshotTransfer(Self, new HttpClientHandler(), snapshots, TimeSpan.FromSeconds(1), NullLogger.Instance), NullLogger.Instance);
         await using (machine)
         {
             await machine.RestoreAsync(CancellationToken.None);

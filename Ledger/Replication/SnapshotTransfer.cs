@@ -1,0 +1,208 @@
+using System.Security.Cryptography;
+using Health.Ledger.Merkle;
+using Health.Ledger.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace Health.Ledger.Replication;
+
+/// <summary>
+/// Fetches the snapshot file a <see cref="SnapshotReference"/> names from the member holding it, over
+/// HTTP (mutual TLS when the node has a consortium identity), outside Raft's request timeout, and
+/// prepares it for installation. One download runs at a time, in the background; the leader repeats
+/// its install request until the snapshot is ready, and installing it then takes a few renames.
+/// </summary>
+/// <remarks>
+/// Everything that grows with the ledger happens here, before the request that installs: a request
+/// that outlives Raft's timeout loses its answer, and DotNext's leader then never learns that the
+/// follower installed the snapshot (the follower rejects the same snapshot when it is sent again).
+/// </remarks>
+internal sealed partial class SnapshotTransfer : IDisposable
+{
+    /// <summary>Where members serve their snapshot files, followed by "{index}-{term}".</summary>
+    public const string PathPrefix = "/internal/ledger/snapshots/";
+
+    // A download that receives nothing for this long is abandoned and started again on the leader's next request.
+    private static readonly TimeSpan StallTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly string nodeId;
+    private readonly Uri httpUrl;
+    private readonly TimeSpan waitPerRequest;
+    private readonly HttpClient client;
+    private readonly DirectoryInfo directory;
+    private readonly ILogger logger;
+    private readonly Lock gate = new();
+    private Download? current;
+
+    /// <param name="self">This member: the references it sends name it as the source.</param>
+    /// <param name="handler">Makes the HTTP connections to other members.</param>
+    /// <param name="directory">The snapshot directory; downloads are written there under temporary names.</param>
+    /// <param name="waitPerRequest">How long one install request waits for a download; the rest of Raft's request timeout is left for installing.</param>
+    /// <param name="logger">Logging.</param>
+    public SnapshotTransfer(LedgerMember self, HttpMessageHandler handler, DirectoryInfo directory, TimeSpan waitPerRequest, ILogger logger)
+    {
+        this.waitPerRequest = waitPerRequest;
+        nodeId = self.NodeId;
+        httpUrl = self.HttpUrl;
+        client = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
+        this.directory = directory;
+        this.logger = logger;
+    }
+
+    private sealed record Download(SnapshotReference Reference, Task<FetchedSnapshot> Ready, CancellationTokenSource Cancellation);
+
+    /// <summary>What DotNext sends for <paramref name="snapshot"/>: a reference to it on this member.</summary>
+    public SnapshotOffer Offer(LedgerSnapshot snapshot) => new(snapshot, nodeId, httpUrl);
+
+    /// <summary>
+    /// The snapshot <paramref name="reference"/> names, fetched and prepared, once it is ready. The
+    /// download (running, done, or started now in place of another file's or a failed one) goes on
+    /// in the background; this call waits for it for a part of the request's time only.
+    /// </summary>
+    /// <exception cref="SnapshotNotReadyException">The download is still running; the leader asks again.</exception>
+    public async Task<FetchedSnapshot> WaitForAsync(SnapshotReference reference, CancellationToken token)
+    {
+        var ready = Fetch(reference);
+        try
+        {
+            return await ready.WaitAsync(waitPerRequest, token).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new SnapshotNotReadyException($"The snapshot at Raft index {reference.Index} is still being fetched from {reference.SourceNodeId}.");
+        }
+    }
+
+    private Task<FetchedSnapshot> Fetch(SnapshotReference reference)
+    {
+        lock (gate)
+        {
+            if (current is { } running && running.Reference.SameFileAs(reference) && !running.Ready.IsFaulted && !running.Ready.IsCanceled)
+                return running.Ready;
+            Abandon();
+            var cancellation = new CancellationTokenSource();
+            var ready = Task.Run(() => DownloadAsync(reference, cancellation.Token));
+            current = new Download(reference, ready, cancellation);
+            return ready;
+        }
+    }
+
+    /// <summary>Forgets the download of <paramref name="reference"/> once its file has been moved into place.</summary>
+    public void Installed(SnapshotReference reference)
+    {
+        lock (gate)
+        {
+            if (current is { } done && done.Reference.SameFileAs(reference))
+            {
+                done.Cancellation.Dispose();
+                current = null;
+            }
+        }
+    }
+
+    private void Abandon()
+    {
+        if (current is not { } old)
+            return;
+        old.Cancellation.Cancel();
+        // A finished download nobody installed: its files go; a running one deletes its own.
+        if (old.Ready.IsCompletedSuccessfully)
+            old.Ready.Result.Delete();
+        current = null;
+    }
+
+    private async Task<FetchedSnapshot> DownloadAsync(SnapshotReference reference, CancellationToken token)
+    {
+        var name = $"fetch-{Guid.NewGuid():N}";
+        var temporary = Path.Combine(directory.FullName, name + SnapshotDirectory.TemporarySuffix);
+        var projection = Path.Combine(directory.FullName, name + "-projection" + SnapshotDirectory.TemporarySuffix);
+        var started = TimeProvider.System.GetTimestamp();
+        try
+        {
+            using var stall = CancellationTokenSource.CreateLinkedTokenSource(token);
+            stall.CancelAfter(StallTimeout);
+            using var response = await client.GetAsync(new Uri(reference.SourceUrl, reference.FilePath), HttpCompletionOption.ResponseHeadersRead, stall.Token).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+                throw new IOException($"{reference.SourceNodeId} answered {(int)response.StatusCode} for snapshot {reference.Index}-{reference.Term}.");
+
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var body = await response.Content.ReadAsStreamAsync(stall.Token).ConfigureAwait(false);
+            long received = 0;
+            var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            await using (body.ConfigureAwait(false))
+            await using (file.ConfigureAwait(false))
+            {
+                var buffer = new byte[1 << 16];
+                int read;
+                while ((read = await body.ReadAsync(buffer, stall.Token).ConfigureAwait(false)) > 0)
+                {
+                    stall.CancelAfter(StallTimeout);
+                    received += read;
+                    if (received > reference.Length)
+                        break;
+                    hash.AppendData(buffer, 0, read);
+                    await file.WriteAsync(buffer.AsMemory(0, read), stall.Token).ConfigureAwait(false);
+                }
+
+                if (received != reference.Length || !hash.GetHashAndReset().AsSpan().SequenceEqual(reference.Sha256))
+                    throw new InvalidDataException($"Snapshot {reference.Index}-{reference.Term} from {reference.SourceNodeId} does not match its reference ({received} of {reference.Length} bytes).");
+            }
+
+            var tree = BuildTree(temporary, token);
+            File.Copy(temporary, projection);
+            LogFetched(logger, reference.Index, reference.SourceNodeId, reference.Length, (long)TimeProvider.System.GetElapsedTime(started).TotalMilliseconds);
+            return new FetchedSnapshot(reference, temporary, projection, tree);
+        }
+        catch (Exception e)
+        {
+            File.Delete(temporary);
+            File.Delete(projection);
+            if (e is not OperationCanceledException || !token.IsCancellationRequested)
+                LogFetchFailed(logger, reference.Index, reference.SourceNodeId, e.Message);
+            throw;
+        }
+    }
+
+    // The tree over the snapshot's leaves, built here so that installing only swaps it in.
+    private static MerkleTree BuildTree(string snapshot, CancellationToken token)
+    {
+        var tree = new MerkleTree(static (_, _) => throw new InvalidOperationException("A tree built from a snapshot is installed before it proves anything."));
+        foreach (var leaf in LedgerStore.ReadLeafHashes(snapshot))
+        {
+            token.ThrowIfCancellationRequested();
+            tree.AppendLeafHash(leaf);
+        }
+
+        return tree;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        lock (gate)
+            Abandon();
+        client.Dispose();
+    }
+
+    [LoggerMessage(EventId = 1106, Level = LogLevel.Information, Message = "Snapshot at Raft index {RaftIndex} fetched from {Source} and prepared: {Bytes} bytes in {Milliseconds} ms")]
+    private static partial void LogFetched(ILogger logger, long raftIndex, string source, long bytes, long milliseconds);
+
+    [LoggerMessage(EventId = 1107, Level = LogLevel.Warning, Message = "Fetching the snapshot at Raft index {RaftIndex} from {Source} failed ({Reason}); it is fetched again when the leader asks")]
+    private static partial void LogFetchFailed(ILogger logger, long raftIndex, string source, string reason);
+}
+
+/// <summary>
+/// A snapshot fetched from another member and checked: the file to keep as this node's snapshot, a
+/// copy of it to become the projection, and the Merkle tree over its leaves.
+/// </summary>
+internal sealed record FetchedSnapshot(SnapshotReference Reference, string File, string Projection, MerkleTree Tree)
+{
+    /// <summary>Deletes the files of a snapshot that will not be installed.</summary>
+    public void Delete()
+    {
+        System.IO.File.Delete(File);
+        System.IO.File.Delete(Projection);
+    }
+}
+
+/// <summary>The snapshot a leader referred to is still being fetched; the leader asks again.</summary>
+internal sealed class SnapshotNotReadyException(string message) : IOException(message);
