@@ -9,7 +9,8 @@ namespace Health.Ledger.Replication;
 
 /// <summary>
 /// DotNext's write-ahead log, except that entries a leader replicates to this node are on disk
-/// before the node acknowledges them.
+/// before the node acknowledges them, and that a leader sends a follower far behind its entries in
+/// bounded requests.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -114,6 +115,57 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
         var log = Expression.Parameter(typeof(WriteAheadLog), "log");
         var read = Expression.Field(Expression.Field(Expression.Field(log, flusherState), state), unflushed);
         return Expression.Lambda<Func<WriteAheadLog, long>>(read, log).Compile();
+    }
+
+    /// <summary>The most entry bytes one read for a consumer of entry contents returns (at least one entry).</summary>
+    internal const long MaxBytesPerRead = 4 << 20;
+
+    /// <summary>
+    /// Reads entries for <paramref name="reader"/>, the contents of at most <see cref="MaxBytesPerRead"/>
+    /// at a time. DotNext's leader reads everything a follower lacks and sends it in one request,
+    /// which must finish within Raft's request timeout; a follower far behind (but not behind the
+    /// compacted log) would time out on that same request again and again. Cut, the leader sends
+    /// the rest in its next rounds: it records only the entries the follower stored.
+    /// </summary>
+    public new ValueTask<TResult> ReadAsync<TResult>(ILogEntryConsumer<IRaftLogEntry, TResult> reader, long startIndex, long endIndex, CancellationToken token = default)
+        => base.ReadAsync(reader.LogEntryMetadataOnly ? reader : new BoundedRead<TResult>(reader), startIndex, endIndex, token);
+
+    private sealed class BoundedRead<TResult>(ILogEntryConsumer<IRaftLogEntry, TResult> reader) : ILogEntryConsumer<IRaftLogEntry, TResult>
+    {
+        public bool LogEntryMetadataOnly => false;
+
+        public ValueTask<TResult> ReadAsync<TEntry, TList>(TList entries, long? snapshotIndex, CancellationToken token)
+            where TEntry : IRaftLogEntry
+            where TList : IReadOnlyList<TEntry>
+        {
+            var count = 1;
+            for (long bytes = entries.Count == 0 ? 0 : entries[0].Length ?? 0; count < entries.Count; count++)
+            {
+                bytes += entries[count].Length ?? 0;
+                if (bytes > MaxBytesPerRead)
+                    break;
+            }
+
+            return count >= entries.Count
+                ? reader.ReadAsync<TEntry, TList>(entries, snapshotIndex, token)
+                : reader.ReadAsync<TEntry, Prefix<TEntry, TList>>(new Prefix<TEntry, TList>(entries, count), snapshotIndex, token);
+        }
+    }
+
+    private readonly struct Prefix<TEntry, TList>(TList entries, int count) : IReadOnlyList<TEntry>
+        where TList : IReadOnlyList<TEntry>
+    {
+        public TEntry this[int index] => (uint)index < (uint)count ? entries[index] : throw new ArgumentOutOfRangeException(nameof(index));
+
+        public int Count => count;
+
+        public IEnumerator<TEntry> GetEnumerator()
+        {
+            for (var i = 0; i < count; i++)
+                yield return entries[i];
+        }
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 
     private sealed class TermOfFirstEntry : ILogEntryConsumer<IRaftLogEntry, long>

@@ -135,7 +135,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
         var admission = new Admission(store, founding);
         var tree = new MerkleTree(store.ReadLeafHashes);
         var snapshotDirectory = root.CreateSubdirectory("snapshots");
-        var transfer = new SnapshotTransfer(options.Self, CreatePeerHandler(options.Identity, admission.IsAdmitted), snapshotDirectory, RequestTimeout(options) / 3, logger);
+        var transfer = new SnapshotTransfer(options.Self, CreatePeerHandler(options.Identity, admission.IsAdmitted), snapshotDirectory, options.RaftRequestTimeout / 3, logger);
         var stateMachine = new LedgerStateMachine(snapshotDirectory, store, tree, options.SnapshotInterval, transfer, logger);
         if (store.SetAsideAs is { } damagedProjection)
             LogProjectionDamaged(logger, damagedProjection);
@@ -165,7 +165,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
         {
             LowerElectionTimeout = options.LowerElectionTimeout,
             UpperElectionTimeout = options.UpperElectionTimeout,
-            RequestTimeout = RequestTimeout(options),
+            RequestTimeout = options.RaftRequestTimeout,
             ColdStart = false,
             ConfigurationStorage = null,
             LoggerFactory = loggerFactory,
@@ -189,8 +189,6 @@ public sealed partial class LedgerNode : IAsyncDisposable
         LogStarted(logger, options.NodeId, self.RaftEndPoint, store.RaftIndex, node.Tree.Size);
         return node;
     }
-
-    private static TimeSpan RequestTimeout(LedgerNodeOptions options) => TimeSpan.FromMilliseconds(options.UpperElectionTimeout * 2);
 
     // Raft connections are mutual TLS both ways: each side presents its node certificate and accepts
     // the other only if it chains to the consortium CA and names a node admitted at that moment.

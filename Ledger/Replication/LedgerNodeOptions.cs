@@ -18,11 +18,18 @@ public sealed record LedgerNodeOptions
     /// <summary>Directory holding the write-ahead log, snapshots, the projection and the node key.</summary>
     public required string DataDirectory { get; init; }
 
-    /// <summary>Lower bound of the randomised election timeout, in milliseconds.</summary>
-    public int LowerElectionTimeout { get; init; } = 300;
+    /// <summary>
+    /// Lower bound of the randomised election timeout, in milliseconds. Raft requests time out a
+    /// fifth earlier than this, so a candidate counts a member that accepts connections but does not
+    /// answer (a hung process) as unavailable before it gives up its election.
+    /// </summary>
+    public int LowerElectionTimeout { get; init; } = 1000;
 
     /// <summary>Upper bound of the randomised election timeout, in milliseconds.</summary>
-    public int UpperElectionTimeout { get; init; } = 600;
+    public int UpperElectionTimeout { get; init; } = 2000;
+
+    /// <summary>How long a Raft request to another member may take: shorter than any election timeout.</summary>
+    internal TimeSpan RaftRequestTimeout => TimeSpan.FromMilliseconds(LowerElectionTimeout * 4 / 5);
 
     /// <summary>A snapshot is taken after this many Raft entries, letting the write-ahead log be compacted.</summary>
     public long SnapshotInterval { get; init; } = 2048;

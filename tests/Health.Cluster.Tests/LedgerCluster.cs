@@ -197,12 +197,15 @@ public sealed class LedgerCluster : IDisposable
         }
     }, token);
 
-    /// <summary>Waits until every running node agrees on one leader.</summary>
-    public Task<NodeProcess> WaitForLeaderAsync(CancellationToken token) => WaitUntilAsync(async () =>
+    /// <summary>
+    /// Waits until every running node agrees on one leader; with <paramref name="except"/> (a frozen
+    /// node, which would not answer) every running node but that one, on a leader other than it.
+    /// </summary>
+    public Task<NodeProcess> WaitForLeaderAsync(CancellationToken token, NodeProcess? except = null) => WaitUntilAsync(async () =>
     {
-        var statuses = await Task.WhenAll(Nodes.Where(n => n.IsRunning).Select(n => TryStatusAsync(n, token)));
+        var statuses = await Task.WhenAll(Nodes.Where(n => n.IsRunning && n != except).Select(n => TryStatusAsync(n, token)));
         var leaders = statuses.Select(s => s?.LeaderId).Distinct().ToList();
-        return leaders is [{ } leader] ? Nodes.Single(n => n.NodeId == leader) : null;
+        return leaders is [{ } leader] && leader != except?.NodeId ? Nodes.Single(n => n.NodeId == leader) : null;
     }, token);
 
     /// <summary>Waits until every running node has applied at least <paramref name="minTreeSize"/> entries and all roots agree.</summary>

@@ -79,6 +79,45 @@ public sealed class LedgerDurabilityTests
         }
     }
 
+    // A hung member (here SIGSTOP: the kernel still accepts its connections, nothing answers) must
+    // not keep the others from electing a leader: their vote requests to it time out before the
+    // election they belong to does.
+    [Fact]
+    public async Task A_frozen_leader_is_replaced_while_it_stays_frozen_and_follows_when_thawed()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var token = timeout.Token;
+        using var cluster = new LedgerCluster();
+        var acknowledged = new Dictionary<string, long>();
+        try
+        {
+            for (var round = 0; round < 3; round++)
+            {
+                var leader = await cluster.WaitForLeaderAsync(token);
+                acknowledged[$"before-{round}"] = await cluster.AppendAsync(leader, $"before-{round}", token);
+                leader.Pause();
+                try
+                {
+                    using var successorTimeout = CancellationTokenSource.CreateLinkedTokenSource(token);
+                    successorTimeout.CancelAfter(TimeSpan.FromSeconds(30));
+                    var successor = await cluster.WaitForLeaderAsync(successorTimeout.Token, except: leader);
+                    acknowledged[$"frozen-{round}"] = await cluster.AppendAsync(successor, $"frozen-{round}", token);
+                }
+                finally
+                {
+                    leader.Resume();
+                }
+            }
+
+            var statuses = await cluster.WaitForConvergenceAsync(acknowledged.Values.Max(), token);
+            await AssertEveryAcknowledgedAppendPresentOnceAsync(cluster, statuses[0].TreeSize, acknowledged, token);
+        }
+        catch (Exception e) when (!Debugger.IsAttached)
+        {
+            throw new InvalidOperationException($"acknowledged before the failure: {string.Join(", ", acknowledged.Keys)}\n{cluster.Diagnostics()}", e);
+        }
+    }
+
     internal static async Task AssertEveryAcknowledgedAppendPresentOnceAsync(
         LedgerCluster cluster, long treeSize, IReadOnlyDictionary<string, long> acknowledged, CancellationToken token)
     {

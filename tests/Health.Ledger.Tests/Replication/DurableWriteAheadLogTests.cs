@@ -58,6 +58,23 @@ public sealed class DurableWriteAheadLogTests : IDisposable
         Assert.Equal(4, await log.LastEntryTermAsync(CancellationToken.None));
     }
 
+    [Fact]
+    public async Task A_leader_reads_entry_contents_for_a_follower_in_bounded_pieces_and_metadata_whole()
+    {
+        await using var log = Open();
+        IAuditTrail<IRaftLogEntry> raft = log;
+        await raft.AppendAsync(Entries(term: 1, count: 3_000), startIndex: 1, skipCommitted: true, CancellationToken.None);
+
+        // As DotNext's replication reads them (through the interface): 3,000 entries of 4 KiB are 12 MiB.
+        var first = await raft.ReadAsync(new EntriesRead(metadataOnly: false), 1, 3_000, CancellationToken.None);
+        Assert.Equal(DurableWriteAheadLog.MaxBytesPerRead / 4_096, first.Count);
+        Assert.Equal(4_096, first.Bytes / first.Count);
+        var rest = await raft.ReadAsync(new EntriesRead(metadataOnly: false), 1 + first.Count, 3_000, CancellationToken.None);
+        Assert.Equal(first.Count, rest.Count);
+
+        Assert.Equal(3_000, (await raft.ReadAsync(new EntriesRead(metadataOnly: true), 1, 3_000, CancellationToken.None)).Count);
+    }
+
     private DurableWriteAheadLog Open() => new(new WriteAheadLog.Options { Location = root.FullName, ChunkSize = 1 << 20 }, new AppliesNothing());
 
     // Entries of 4 KiB, filled with their term.
@@ -78,6 +95,17 @@ public sealed class DurableWriteAheadLogTests : IDisposable
     }
 
     public void Dispose() => root.Delete(recursive: true);
+
+    // Counts the entries a read hands over and the bytes of their contents.
+    private sealed class EntriesRead(bool metadataOnly) : ILogEntryConsumer<IRaftLogEntry, (int Count, long Bytes)>
+    {
+        public bool LogEntryMetadataOnly => metadataOnly;
+
+        public ValueTask<(int Count, long Bytes)> ReadAsync<TEntry, TList>(TList entries, long? snapshotIndex, CancellationToken token)
+            where TEntry : IRaftLogEntry
+            where TList : IReadOnlyList<TEntry>
+            => ValueTask.FromResult((entries.Count, entries.Sum(e => e.Length ?? 0)));
+    }
 
     private sealed class AppliesNothing : IStateMachine
     {
