@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Catch-up: node3 of a three-node loopback cluster is stopped, N entries are appended through
 # node1 (driven by `hey`, bounded count), node3 is started again, and the time until its applied
-# tree equals node1's is printed. Bounded: N appends, a 120 s wait.
-# Usage: bench/catch-up.sh [ENTRIES]
+# tree equals node1's is printed. With BEFORE, that many entries are appended first with every
+# node up, so node3 comes back with a large ledger and misses only the N (by log when N is under
+# a quarter of BEFORE, else by snapshot). Bounded: BEFORE + N appends, a 120 s wait.
+# Usage: bench/catch-up.sh [ENTRIES] [BEFORE]
 set -euo pipefail
 n=${1:-100000}
+before=${2:-0}
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/.." && pwd)
 command -v hey >/dev/null || { echo "missing hey: apt-get install hey" >&2; exit 1; }
 dotnet build "$root/FhirGateway" -c Release -v q -nologo >/dev/null
@@ -21,13 +24,20 @@ start_node() {
 size() { curl -s "http://127.0.0.1:$((38580+$1))/ledger/status" | python3 -c "import json,sys; print(json.load(sys.stdin)['treeSize'])" 2>/dev/null || echo -1; }
 for i in 1 2 3; do start_node $i; done
 for _ in $(seq 1 100); do curl -s http://127.0.0.1:38581/ledger/status | grep -q '"leaderId":"node' && break; sleep 0.2; done
+if [ "$before" -gt 0 ]; then
+  hey -n "$before" -c 256 -m POST -T application/json -d '{"kind":"OperatorNote","fields":{"note":"before node3 stops"}}' http://127.0.0.1:38581/ledger/entries | grep -E "Requests/sec"
+  for _ in $(seq 1 600); do [ "$(size 3)" -ge "$(size 1)" ] && break; sleep 0.2; done
+  echo "every node holds $(size 3) entries; node3 stops"
+fi
 kill "${pids[2]}"; wait "${pids[2]}" 2>/dev/null || true; pids[2]=0
 payload=$(printf 'x%.0s' $(seq 1 64))
 hey -n "$n" -c 256 -m POST -T application/json -d "{\"kind\":\"OperatorNote\",\"fields\":{\"note\":\"$payload\"}}" http://127.0.0.1:38581/ledger/entries | grep -E "Requests/sec|\[201\]"
 target=$(size 1)
 echo "node3 was stopped; node1 holds $target entries"
+echo "node1's newest snapshot: $(ls "$tmp/node1/ledger/snapshots" | sort -n | tail -1) ($(du -sh "$tmp/node1/ledger/snapshots" | cut -f1) in snapshots)"
 started=$(date +%s.%N)
 start_node 3
 for _ in $(seq 1 1200); do [ "$(size 3)" -ge "$target" ] && break; sleep 0.1; done
+grep -E "fetched from|Snapshot installed" "$tmp/node3.log" | sed "s/^/node3: /" || true
 finished=$(date +%s.%N)
 awk -v s="$started" -v f="$finished" -v t="$target" -v now="$(size 3)" 'BEGIN { printf "node3 caught up to %d entries (now %d) in %.1f s after its start, process start included\n", t, now, f - s }'

@@ -41,6 +41,11 @@ internal static class NodeCommands
             Description = "Raft entries between snapshots of the ledger projection; smaller keeps the write-ahead log shorter.",
             DefaultValueFactory = _ => 2048,
         };
+        var electionTimeout = new Option<int>("--election-timeout")
+        {
+            Description = "Shortest election timeout in ms (elections draw from it to twice it; Raft requests time out at four fifths of it). Raise it for members far apart: a tenth of it should cover a round trip and a disk flush.",
+            DefaultValueFactory = _ => 1000,
+        };
         var join = new Option<bool>("--join")
         {
             Description = "Join a running group: start without a Raft configuration and wait until an operator adds this node (POST /ledger/members on any member).",
@@ -59,7 +64,7 @@ internal static class NodeCommands
         var logFormat = new Option<string>("--log-format") { Description = "plain (one line per event) or json (one JSON object per line, with request ids).", DefaultValueFactory = _ => "plain" };
         logFormat.AcceptOnlyFromAmong("plain", "json");
         var rateLimit = new Option<int>("--rate-limit") { Description = "Requests a second one client (token subject, else address) may make to /fhir and /portal; 0 turns the limit off.", DefaultValueFactory = _ => 5000 };
-        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { config, nodeId, http, data, members, snapshotInterval, join, pseudonymKey, devIssuerKey, tlsCertificate, tlsKey, tlsAuthority, logFormat, rateLimit };
+        var command = new Command("run", "Run one provider node until stopped (Ctrl+C or SIGTERM).") { config, nodeId, http, data, members, snapshotInterval, electionTimeout, join, pseudonymKey, devIssuerKey, tlsCertificate, tlsKey, tlsAuthority, logFormat, rateLimit };
         command.SetAction(async (result, token) =>
         {
             // Command line over environment over file.
@@ -89,12 +94,15 @@ internal static class NodeCommands
             var directory = settled.Data ?? throw new CommandLineFailure("Give --data (or HEALTH_DATA, or --config).");
             if (settled.SnapshotInterval < 2)
                 throw new CommandLineFailure("--snapshot-interval must be at least 2.");
+            if (result.GetValue(electionTimeout) is < 100 or > 60_000)
+                throw new CommandLineFailure("--election-timeout is between 100 and 60000 ms.");
             if (settled.LogFormat is not ("plain" or "json"))
                 throw new CommandLineFailure("The log format is plain or json.");
             static FileInfo? AsFile(string? path) => path is null ? null : new FileInfo(path);
             var identity = CertificateCommands.LoadIdentity(AsFile(settled.TlsCert), AsFile(settled.TlsKey), AsFile(settled.TlsCa), id, url);
             var settings = new NodeSettings(id, url, Path.GetFullPath(directory), parsed) {
                 SnapshotInterval = settled.SnapshotInterval ?? 2048,
+                ElectionTimeout = result.GetValue(electionTimeout),
                 Join = result.GetValue(join),
                 PseudonymKeyFile = settled.PseudonymKey,
                 DevIssuerKeyFile = settled.DevIssuerKey,

@@ -12,6 +12,12 @@ public sealed record NodeSettings(string NodeId, Uri HttpUrl, string DataDirecto
     /// <summary>Raft entries between snapshots (which compact the write-ahead log).</summary>
     public long SnapshotInterval { get; init; } = 2048;
 
+    /// <summary>
+    /// The shortest election timeout in milliseconds: elections draw theirs from it to twice it, and
+    /// Raft requests time out at four fifths of it.
+    /// </summary>
+    public int ElectionTimeout { get; init; } = 1000;
+
     /// <summary>The consortium's shared pseudonym key file; every member must use the same key.</summary>
     public string? PseudonymKeyFile { get; init; }
 
@@ -37,6 +43,8 @@ public sealed record NodeSettings(string NodeId, Uri HttpUrl, string DataDirecto
         Members = Members,
         DataDirectory = Path.Combine(DataDirectory, "ledger"),
         SnapshotInterval = SnapshotInterval,
+        LowerElectionTimeout = ElectionTimeout,
+        UpperElectionTimeout = 2 * ElectionTimeout,
         Join = Join,
         Identity = Identity,
     };

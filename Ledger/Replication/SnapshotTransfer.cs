@@ -149,6 +149,8 @@ internal sealed partial class SnapshotTransfer : IDisposable
 
             var tree = BuildTree(temporary, token);
             File.Copy(temporary, projection);
+            using (var copy = new FileStream(projection, FileMode.Open, FileAccess.ReadWrite))
+                copy.Flush(flushToDisk: true);
             LogFetched(logger, reference.Index, reference.SourceNodeId, reference.Length, (long)TimeProvider.System.GetElapsedTime(started).TotalMilliseconds);
             return new FetchedSnapshot(reference, temporary, projection, tree);
         }

@@ -57,6 +57,7 @@ public sealed class OperationsTests
             [
                 ["run", "--node-id", "node1", "--http", $"http://127.0.0.1:{port}", "--data", data, "--member", $"node1=127.0.0.1:{NodeProcess.FreePort()}=http://127.0.0.1:{port}"],
                 ["run", "--node-id", "node1", "--http", "not a url", "--data", data, "--member", "node1=127.0.0.1:1=http://127.0.0.1:2"],
+                ["run", "--node-id", "node1", "--http", "http://127.0.0.1:2", "--data", data, "--member", "node1=127.0.0.1:1=http://127.0.0.1:2", "--election-timeout", "20"],
                 ["status", "--url", $"http://127.0.0.1:{NodeProcess.FreePort()}"],
                 ["audit", "verify", Path.Combine(data, "missing"), "--ca", Path.Combine(data, "missing.pem")],
                 ["certs", "node", "--ca", data, "--node-id", "node1", "--out", data],
