@@ -168,7 +168,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
             RequestTimeout = options.RaftRequestTimeout,
             ColdStart = false,
             ConfigurationStorage = null,
-            LoggerFactory = loggerFactory,
+            LoggerFactory = new RaftLoggerFactory(loggerFactory),
             TransmissionBlockSize = 65536,
             SslOptions = options.Identity is { } identity ? RaftTls(identity, admission) : null,
         };

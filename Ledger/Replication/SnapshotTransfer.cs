@@ -80,6 +80,7 @@ internal sealed partial class SnapshotTransfer : IDisposable
                 return running.Ready;
             Abandon();
             var cancellation = new CancellationTokenSource();
+            LogFetching(logger, reference.Index, reference.SourceNodeId, reference.Length);
             var ready = Task.Run(() => DownloadAsync(reference, cancellation.Token));
             current = new Download(reference, ready, cancellation);
             return ready;
@@ -184,6 +185,9 @@ internal sealed partial class SnapshotTransfer : IDisposable
             Abandon();
         client.Dispose();
     }
+
+    [LoggerMessage(EventId = 1108, Level = LogLevel.Information, Message = "Fetching the snapshot at Raft index {RaftIndex} from {Source} ({Bytes} bytes); the leader's install requests are refused until it is here")]
+    private static partial void LogFetching(ILogger logger, long raftIndex, string source, long bytes);
 
     [LoggerMessage(EventId = 1106, Level = LogLevel.Information, Message = "Snapshot at Raft index {RaftIndex} fetched from {Source} and prepared: {Bytes} bytes in {Milliseconds} ms")]
     private static partial void LogFetched(ILogger logger, long raftIndex, string source, long bytes, long milliseconds);
