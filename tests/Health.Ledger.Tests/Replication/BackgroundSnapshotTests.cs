@@ -16,9 +16,6 @@ namespace Health.Ledger.Tests.Replication;
 /// </summary>
 public sealed class BackgroundSnapshotTests : IDisposable
 {
-    // Only followers fetch snapshots; these tests apply entries on one node, which never does.
-    private static readonly LedgerMember Self = LedgerMember.Parse("node1=127.0.0.1:1=http://127.0.0.1:2/");
-
     private const int CommandsPerBatch = 10;
     private readonly DirectoryInfo root = Directory.CreateTempSubdirectory("health-snapshots-");
     private readonly WarningCollector logger = new();
@@ -29,7 +26,7 @@ public sealed class BackgroundSnapshotTests : IDisposable
         using var store = new LedgerStore(Path.Combine(root.FullName, "ledger.db"), []);
         var tree = new MerkleTree(store.ReadLeafHashes);
         var snapshots = root.CreateSubdirectory("snapshots");
-        var machine = new LedgerStateMachine(snapshots, store, tree, snapshotInterval: 50, new SnapshotTransfer(Self, new HttpClientHandler(), snapshots, TimeSpan.FromSeconds(1), logger), logger);
+        var machine = new LedgerStateMachine(snapshots, store, tree, snapshotInterval: 50, SingleNodeApply.Transfer(snapshots), logger);
         await using (machine)
         {
             await machine.RestoreAsync(CancellationToken.None);

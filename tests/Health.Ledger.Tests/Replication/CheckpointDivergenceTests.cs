@@ -1,11 +1,7 @@
-using DotNext.Net.Cluster.Consensus.Raft;
-using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
 using Health.Ledger.Entries;
 using Health.Ledger.Merkle;
-using Health.Ledger.Replication;
 using Health.Ledger.Storage;
 using Microsoft.Data.Sqlite;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Health.Ledger.Tests.Replication;
 
@@ -15,9 +11,6 @@ namespace Health.Ledger.Tests.Replication;
 /// </summary>
 public sealed class CheckpointDivergenceTests : IDisposable
 {
-    // Only followers fetch snapshots; these tests apply entries on one node, which never does.
-    private static readonly LedgerMember Self = LedgerMember.Parse("node1=127.0.0.1:1=http://127.0.0.1:2/");
-
     private readonly DirectoryInfo root = Directory.CreateTempSubdirectory("health-divergence-");
 
     [Fact]
@@ -39,24 +32,7 @@ public sealed class CheckpointDivergenceTests : IDisposable
         Assert.Equal(6, reopened.FirstDivergence);
     }
 
-    // Applies one batch through a write-ahead log and the state machine, as a node does.
-    private async Task ApplyAsync(LedgerStore store, LedgerCommand[] commands)
-    {
-        var tree = new MerkleTree(store.ReadLeafHashes);
-        var snapshots = root.CreateSubdirectory("snapshots");
-        var machine = new LedgerStateMachine(snapshots, store, tree, snapshotInterval: 1_000, new SnapshotTransfer(Self, new HttpClientHandler(), snapshots, TimeSpan.FromSeconds(1), NullLogger.Instance), NullLogger.Instance);
-        await using (machine)
-        {
-            await machine.RestoreAsync(CancellationToken.None);
-            var log = new WriteAheadLog(new WriteAheadLog.Options { Location = Path.Combine(root.FullName, "raft") }, machine);
-            await using (log)
-            {
-                var index = await log.AppendAsync(new BinaryLogEntry { Term = 1, Content = new CommandBatch(Guid.NewGuid(), 1_700_000_000_000, commands).Encode() });
-                await log.CommitAsync(index);
-                await log.WaitForApplyAsync(index);
-            }
-        }
-    }
+    private Task ApplyAsync(LedgerStore store, LedgerCommand[] commands) => SingleNodeApply.ApplyAsync(root, store, new MerkleTree(store.ReadLeafHashes), commands);
 
     private static LedgerCommand Note(string text) => new("OperatorNote", new Dictionary<string, string> { ["note"] = text });
 

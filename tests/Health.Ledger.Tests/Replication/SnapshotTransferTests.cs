@@ -1,8 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
-using DotNext.Net.Cluster.Consensus.Raft;
-using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
 using Health.Ledger.Entries;
 using Health.Ledger.Merkle;
 using Health.Ledger.Replication;
@@ -104,23 +102,10 @@ public sealed class SnapshotTransferTests : IDisposable
         var source = root.CreateSubdirectory("source");
         using var store = new LedgerStore(Path.Combine(source.FullName, "ledger.db"), []);
         var tree = new MerkleTree(store.ReadLeafHashes);
-        var snapshots = source.CreateSubdirectory("snapshots");
-        var machine = new LedgerStateMachine(snapshots, store, tree, snapshotInterval: 1_000_000,
-            new SnapshotTransfer(Follower, new HttpClientHandler(), snapshots, TimeSpan.FromSeconds(1), NullLogger.Instance), NullLogger.Instance);
-        await using (machine)
-        {
-            await machine.RestoreAsync(CancellationToken.None);
-            var log = new WriteAheadLog(new WriteAheadLog.Options { Location = Path.Combine(source.FullName, "raft") }, machine);
-            await using (log)
-            {
-                var commands = Enumerable.Range(0, entries)
-                    .Select(i => new LedgerCommand("OperatorNote", new Dictionary<string, string> { ["note"] = $"note {i}" }))
-                    .ToArray();
-                var index = await log.AppendAsync(new BinaryLogEntry { Term = 1, Content = new CommandBatch(Guid.NewGuid(), 1_700_000_000_000, commands).Encode() });
-                await log.CommitAsync(index);
-                await log.WaitForApplyAsync(index);
-            }
-        }
+        var commands = Enumerable.Range(0, entries)
+            .Select(i => new LedgerCommand("OperatorNote", new Dictionary<string, string> { ["note"] = $"note {i}" }))
+            .ToArray();
+        await SingleNodeApply.ApplyAsync(source, store, tree, commands);
 
         var file = Path.Combine(source.FullName, $"{SnapshotIndex}-{SnapshotTerm}");
         using (var view = store.BeginCopy())
