@@ -167,9 +167,6 @@ public sealed partial class LedgerNode : IAsyncDisposable
             UpperElectionTimeout = options.UpperElectionTimeout,
             RequestTimeout = options.RaftRequestTimeout,
             ColdStart = false,
-            // Heartbeats every 150 ms (with the default 1 s), as before the election timeouts grew:
-            // a follower learns the commit index of a batch it forwarded no later than that.
-            HeartbeatThreshold = 0.15,
             ConfigurationStorage = null,
             LoggerFactory = new RaftLoggerFactory(loggerFactory),
             TransmissionBlockSize = 65536,
