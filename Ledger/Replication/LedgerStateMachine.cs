@@ -250,8 +250,10 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
             throw new InvalidDataException($"The snapshot reference names Raft index {reference.Index}, term {reference.Term}, but came for {entry.Index}, term {entry.Term}.");
         var fetched = await transfer.WaitForAsync(reference, token).ConfigureAwait(false);
 
-        // The projection is about to be replaced: a copy still being read from it finishes first.
-        await snapshotting.ConfigureAwait(false);
+        // The projection is about to be replaced: a copy of it still being written finishes first,
+        // in a request of its own, so that this one answers within Raft's timeout.
+        if (!snapshotting.IsCompleted)
+            throw new SnapshotNotReadyException($"This node is still writing a snapshot of its own; the one at Raft index {reference.Index} is installed after it.");
         var installed = snapshots.Adopt(fetched.File, entry.Index, entry.Term).WithKnownSha256(reference.Sha256);
         store.ReplaceWithMoved(fetched.Projection);
         tree.ReplaceWith(fetched.Tree);
