@@ -77,6 +77,7 @@ internal static class NodeCommands
                 Data = Given(result, data)?.FullName ?? layered.Data,
                 Members = Given(result, members) is { Length: > 0 } given ? given : layered.Members,
                 SnapshotInterval = result.GetResult(snapshotInterval) is { Implicit: false } ? result.GetValue(snapshotInterval) : layered.SnapshotInterval ?? result.GetValue(snapshotInterval),
+                ElectionTimeout = result.GetResult(electionTimeout) is { Implicit: false } ? result.GetValue(electionTimeout) : layered.ElectionTimeout ?? result.GetValue(electionTimeout),
                 PseudonymKey = Given(result, pseudonymKey)?.FullName ?? layered.PseudonymKey,
                 DevIssuerKey = Given(result, devIssuerKey)?.FullName ?? layered.DevIssuerKey,
                 TlsCert = Given(result, tlsCertificate)?.FullName ?? layered.TlsCert,
@@ -94,7 +95,7 @@ internal static class NodeCommands
             var directory = settled.Data ?? throw new CommandLineFailure("Give --data (or HEALTH_DATA, or --config).");
             if (settled.SnapshotInterval < 2)
                 throw new CommandLineFailure("--snapshot-interval must be at least 2.");
-            if (result.GetValue(electionTimeout) is < 100 or > 60_000)
+            if (settled.ElectionTimeout is < 100 or > 60_000)
                 throw new CommandLineFailure("--election-timeout is between 100 and 60000 ms.");
             if (settled.LogFormat is not ("plain" or "json"))
                 throw new CommandLineFailure("The log format is plain or json.");
@@ -102,7 +103,7 @@ internal static class NodeCommands
             var identity = CertificateCommands.LoadIdentity(AsFile(settled.TlsCert), AsFile(settled.TlsKey), AsFile(settled.TlsCa), id, url);
             var settings = new NodeSettings(id, url, Path.GetFullPath(directory), parsed) {
                 SnapshotInterval = settled.SnapshotInterval ?? 2048,
-                ElectionTimeout = result.GetValue(electionTimeout),
+                ElectionTimeout = settled.ElectionTimeout ?? 1000,
                 Join = result.GetValue(join),
                 PseudonymKeyFile = settled.PseudonymKey,
                 DevIssuerKeyFile = settled.DevIssuerKey,

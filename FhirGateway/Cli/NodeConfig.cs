@@ -6,7 +6,7 @@ namespace Health.FhirGateway.Cli;
 /// <summary>
 /// A node's configuration file (<c>node.json</c>, made by <c>health-node init</c>). <c>run</c> reads
 /// it; environment variables (<c>HEALTH_NODE_ID</c>, <c>HEALTH_HTTP</c>, <c>HEALTH_DATA</c>,
-/// <c>HEALTH_MEMBERS</c>, <c>HEALTH_SNAPSHOT_INTERVAL</c>, <c>HEALTH_PSEUDONYM_KEY</c>,
+/// <c>HEALTH_MEMBERS</c>, <c>HEALTH_SNAPSHOT_INTERVAL</c>, <c>HEALTH_ELECTION_TIMEOUT</c>, <c>HEALTH_PSEUDONYM_KEY</c>,
 /// <c>HEALTH_DEV_ISSUER_KEY</c>, <c>HEALTH_TLS_CERT</c>, <c>HEALTH_TLS_KEY</c>, <c>HEALTH_TLS_CA</c>,
 /// <c>HEALTH_LOG_FORMAT</c>) override it, and options on the command line override both.
 /// </summary>
@@ -27,6 +27,8 @@ internal sealed record NodeConfig
     public string[]? Members { get; init; }
 
     public long? SnapshotInterval { get; init; }
+
+    public int? ElectionTimeout { get; init; }
 
     public string? PseudonymKey { get; init; }
 
@@ -59,6 +61,7 @@ internal sealed record NodeConfig
     {
         static string? Variable(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;
         var snapshot = Variable("HEALTH_SNAPSHOT_INTERVAL");
+        var election = Variable("HEALTH_ELECTION_TIMEOUT");
         return this with
         {
             NodeId = Variable("HEALTH_NODE_ID") ?? NodeId,
@@ -68,6 +71,9 @@ internal sealed record NodeConfig
             SnapshotInterval = snapshot is null ? SnapshotInterval
                 : long.TryParse(snapshot, System.Globalization.CultureInfo.InvariantCulture, out var interval) ? interval
                 : throw new CommandLineFailure("HEALTH_SNAPSHOT_INTERVAL is not a number."),
+            ElectionTimeout = election is null ? ElectionTimeout
+                : int.TryParse(election, System.Globalization.CultureInfo.InvariantCulture, out var milliseconds) ? milliseconds
+                : throw new CommandLineFailure("HEALTH_ELECTION_TIMEOUT is not a number."),
             PseudonymKey = Variable("HEALTH_PSEUDONYM_KEY") ?? PseudonymKey,
             DevIssuerKey = Variable("HEALTH_DEV_ISSUER_KEY") ?? DevIssuerKey,
             TlsCert = Variable("HEALTH_TLS_CERT") ?? TlsCert,

@@ -53,11 +53,16 @@ public sealed class OperationsTests
         var data = Directory.CreateTempSubdirectory("ops-").FullName;
         try
         {
+            // A setting out of range in the configuration file is refused as on the command line.
+            var tooShortElections = Path.Combine(data, "node.json");
+            await File.WriteAllTextAsync(tooShortElections,
+                $$"""{"nodeId":"node1","http":"http://127.0.0.1:2","data":"{{Path.Combine(data, "node1").Replace("\\", "/", StringComparison.Ordinal)}}","members":["node1=127.0.0.1:1=http://127.0.0.1:2"],"electionTimeout":20}""");
             string[][] mistakes =
             [
                 ["run", "--node-id", "node1", "--http", $"http://127.0.0.1:{port}", "--data", data, "--member", $"node1=127.0.0.1:{NodeProcess.FreePort()}=http://127.0.0.1:{port}"],
                 ["run", "--node-id", "node1", "--http", "not a url", "--data", data, "--member", "node1=127.0.0.1:1=http://127.0.0.1:2"],
                 ["run", "--node-id", "node1", "--http", "http://127.0.0.1:2", "--data", data, "--member", "node1=127.0.0.1:1=http://127.0.0.1:2", "--election-timeout", "20"],
+                ["run", "--config", tooShortElections],
                 ["status", "--url", $"http://127.0.0.1:{NodeProcess.FreePort()}"],
                 ["audit", "verify", Path.Combine(data, "missing"), "--ca", Path.Combine(data, "missing.pem")],
                 ["certs", "node", "--ca", data, "--node-id", "node1", "--out", data],
