@@ -200,7 +200,11 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         var started = Stopwatch.GetTimestamp();
         try
         {
-            Publish(snapshots.Write(raftIndex, term, view.WriteTo));
+            var taken = snapshots.Write(raftIndex, term, view.WriteTo);
+
+            // Hashed here, in the background, rather than in the Raft request that first refers a follower to it.
+            taken.Sha256();
+            Publish(taken);
             LogSnapshot(logger, raftIndex, treeSize, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
@@ -254,10 +258,18 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         // in a request of its own, so that this one answers within Raft's timeout.
         if (!snapshotting.IsCompleted)
             throw new SnapshotNotReadyException($"This node is still writing a snapshot of its own; the one at Raft index {reference.Index} is installed after it.");
-        var installed = snapshots.Adopt(fetched.File, entry.Index, entry.Term).WithKnownSha256(reference.Sha256);
-        store.ReplaceWithMoved(fetched.Projection);
-        tree.ReplaceWith(fetched.Tree);
-        transfer.Installed(reference);
+        LedgerSnapshot installed;
+        try
+        {
+            installed = snapshots.Adopt(fetched.File, entry.Index, entry.Term).WithKnownSha256(reference.Sha256);
+            store.ReplaceWithMoved(fetched.Projection);
+            tree.ReplaceWith(fetched.Tree);
+        }
+        finally
+        {
+            transfer.Release(reference);
+        }
+
         Installed(entry.Index);
         Publish(installed);
         return AppliedRaftIndex;

@@ -87,13 +87,19 @@ internal sealed partial class SnapshotTransfer : IDisposable
         }
     }
 
-    /// <summary>Forgets the download of <paramref name="reference"/> once its file has been moved into place.</summary>
-    public void Installed(SnapshotReference reference)
+    /// <summary>
+    /// Forgets the download of <paramref name="reference"/> once installing it was tried: its files
+    /// have been moved into place, or whatever is left of them is deleted and the next request
+    /// fetches the snapshot again.
+    /// </summary>
+    public void Release(SnapshotReference reference)
     {
         lock (gate)
         {
             if (current is { } done && done.Reference.SameFileAs(reference))
             {
+                if (done.Ready.IsCompletedSuccessfully)
+                    done.Ready.Result.Delete();
                 done.Cancellation.Dispose();
                 current = null;
             }
