@@ -252,6 +252,15 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
             ?? throw new InvalidDataException($"The snapshot at Raft index {entry.Index} is neither a reference nor a projection.");
         if (reference.Index != entry.Index || reference.Term != entry.Term)
             throw new InvalidDataException($"The snapshot reference names Raft index {reference.Index}, term {reference.Term}, but came for {entry.Index}, term {entry.Term}.");
+
+        // Installed already by a request whose answer was lost (below): answered at once, unless
+        // this request's answer would be lost too (requests queued while the process was paused).
+        if (snapshot is { } held && held.Index == entry.Index && held.Term == entry.Term && AppliedRaftIndex >= entry.Index)
+        {
+            token.ThrowIfCancellationRequested();
+            return AppliedRaftIndex;
+        }
+
         var fetched = await transfer.WaitForAsync(reference, token).ConfigureAwait(false);
 
         // The projection is about to be replaced: a copy of it still being written finishes first,
@@ -272,6 +281,14 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
 
         Installed(entry.Index);
         Publish(installed);
+
+        // A request cancelled while this ran (Raft's timeout passed, or the process was paused)
+        // loses its answer. DotNext's leader would then send the snapshot again, and DotNext's
+        // follower rejects a snapshot at or below its commit index without asking this state
+        // machine, so the leader would go on sending it (walking its next index back one entry a
+        // round) until it took a newer one. Ending with the cancellation leaves DotNext's indices
+        // as they were, and the leader's next request is answered at once (above).
+        token.ThrowIfCancellationRequested();
         return AppliedRaftIndex;
     }
 
