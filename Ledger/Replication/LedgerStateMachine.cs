@@ -267,20 +267,24 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         // in a request of its own, so that this one answers within Raft's timeout.
         if (!snapshotting.IsCompleted)
             throw new SnapshotNotReadyException($"This node is still writing a snapshot of its own; the one at Raft index {reference.Index} is installed after it.");
-        LedgerSnapshot installed;
-        try
+        using (var excluded = store.TryExcludeReaders(transfer.WaitPerRequest)
+            ?? throw new SnapshotNotReadyException($"Reads of the projection still running; the snapshot at Raft index {reference.Index} is installed once they end."))
         {
-            installed = snapshots.Adopt(fetched.File, entry.Index, entry.Term).WithKnownSha256(reference.Sha256);
-            store.ReplaceWithMoved(fetched.Projection);
-            tree.ReplaceWith(fetched.Tree);
-        }
-        finally
-        {
-            transfer.Release(reference);
-        }
+            LedgerSnapshot installed;
+            try
+            {
+                installed = snapshots.Adopt(fetched.File, entry.Index, entry.Term).WithKnownSha256(reference.Sha256);
+                store.ReplaceWithMoved(fetched.Projection, excluded);
+                tree.ReplaceWith(fetched.Tree);
+            }
+            finally
+            {
+                transfer.Release(reference);
+            }
 
-        Installed(entry.Index);
-        Publish(installed);
+            Installed(entry.Index);
+            Publish(installed);
+        }
 
         // A request cancelled while this ran (Raft's timeout passed, or the process was paused)
         // loses its answer. DotNext's leader would then send the snapshot again, and DotNext's

@@ -48,6 +48,9 @@ internal sealed partial class SnapshotTransfer : IDisposable
         this.logger = logger;
     }
 
+    /// <summary>How long one install request waits for a download, or for anything else before it installs.</summary>
+    public TimeSpan WaitPerRequest => waitPerRequest;
+
     private sealed record Download(SnapshotReference Reference, Task<FetchedSnapshot> Ready, CancellationTokenSource Cancellation);
 
     /// <summary>What DotNext sends for <paramref name="snapshot"/>: a reference to it on this member.</summary>

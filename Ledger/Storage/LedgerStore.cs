@@ -13,6 +13,7 @@ public sealed partial class LedgerStore : IDisposable
 {
     private readonly string path;
     private readonly IReadOnlyList<ILedgerProjection> projections;
+    private readonly ProjectionReaders readers = new();
     private SqliteConnection writer;
 
     private const int SqliteCorrupt = 11, SqliteNotADatabase = 26;
@@ -96,12 +97,7 @@ public sealed partial class LedgerStore : IDisposable
     }
 
     /// <summary>Opens a read-only view for queries on any thread.</summary>
-    public SqliteConnection OpenReader()
-    {
-        var connection = new SqliteConnection(ConnectionString);
-        connection.Open();
-        return connection;
-    }
+    public SqliteConnection OpenReader() => readers.Open(ConnectionString);
 
     /// <summary>Every leaf hash in index order, to rebuild the Merkle tree at start-up.</summary>
     public IEnumerable<byte[]> ReadLeafHashes()
@@ -280,6 +276,7 @@ public sealed partial class LedgerStore : IDisposable
     /// <summary>Empties the projection, to be rebuilt from the Raft log and snapshots.</summary>
     internal void ResetToEmpty()
     {
+        using var excluded = ExcludeReaders();
         writer.Dispose();
         SqliteConnection.ClearAllPools();
         foreach (var suffix in new[] { string.Empty, "-wal", "-shm" })
@@ -288,11 +285,38 @@ public sealed partial class LedgerStore : IDisposable
         Interlocked.Increment(ref membershipVersion);
     }
 
-    /// <summary>Replaces the whole projection with a copy made through <see cref="BeginCopy"/> (snapshot installation).</summary>
-    internal void ReplaceWith(string source) => Replace(() => File.Copy(source, path, overwrite: true));
+    /// <summary>
+    /// Holds readers off the projection (new ones wait) once those open have closed, waiting up to
+    /// <paramref name="wait"/> for them; null if they did not close in time.
+    /// </summary>
+    internal ProjectionReaders.Exclusion? TryExcludeReaders(TimeSpan wait) => readers.TryExclude(wait);
 
-    /// <summary>Replaces the whole projection with a copy of one, moving the file into place.</summary>
-    internal void ReplaceWithMoved(string copy) => Replace(() => File.Move(copy, path, overwrite: true));
+    // A reader that opens a second connection while holding one waits for the exclusion that waits
+    // for it: giving way now and then lets it finish.
+    private ProjectionReaders.Exclusion ExcludeReaders()
+    {
+        while (true)
+        {
+            if (readers.TryExclude(TimeSpan.FromSeconds(1)) is { } excluded)
+                return excluded;
+        }
+    }
+
+    /// <summary>Replaces the whole projection with a copy made through <see cref="BeginCopy"/> (snapshot installation).</summary>
+    internal void ReplaceWith(string source)
+    {
+        using var excluded = ExcludeReaders();
+        Replace(() => File.Copy(source, path, overwrite: true));
+    }
+
+    /// <summary>Replaces the whole projection with a copy of one, moving the file into place, while readers are held off.</summary>
+    /// <param name="copy">The copy; it is gone afterwards.</param>
+    /// <param name="excluded">From <see cref="TryExcludeReaders"/>: no reader has the projection open.</param>
+    internal void ReplaceWithMoved(string copy, ProjectionReaders.Exclusion excluded)
+    {
+        ArgumentNullException.ThrowIfNull(excluded);
+        Replace(() => File.Move(copy, path, overwrite: true));
+    }
 
     private void Replace(Action putInPlace)
     {

@@ -1,0 +1,127 @@
+using Microsoft.Data.Sqlite;
+
+namespace Health.Ledger.Storage;
+
+/// <summary>
+/// Counts the connections open on the projection file so that it can be replaced (a snapshot
+/// installed, the projection reset) with none open. SQLite keeps a WAL database's recent pages in
+/// the -wal and -shm files beside it, found by name: a connection open on the old file while they
+/// are removed and the new file moved into place would read one database's pages through the
+/// other's index, which SQLite reports as a malformed database image.
+/// </summary>
+internal sealed class ProjectionReaders
+{
+    private readonly object sync = new();
+    private int open;
+    private bool excluding;
+
+    /// <summary>Counts one more open connection, first waiting out a replacement in progress.</summary>
+    public void Enter()
+    {
+        lock (sync)
+        {
+            while (excluding)
+                Monitor.Wait(sync);
+            open++;
+        }
+    }
+
+    /// <summary>Counts one connection closed.</summary>
+    public void Exit()
+    {
+        lock (sync)
+        {
+            if (--open == 0)
+                Monitor.PulseAll(sync);
+        }
+    }
+
+    /// <summary>
+    /// Holds new connections off and waits up to <paramref name="wait"/> for the open ones to close.
+    /// </summary>
+    /// <returns>The exclusion, to dispose once the file is replaced; null if connections stayed open (nothing is held then).</returns>
+    public Exclusion? TryExclude(TimeSpan wait)
+    {
+        var deadline = Environment.TickCount64 + (long)wait.TotalMilliseconds;
+        lock (sync)
+        {
+            // One replacement at a time: they all run on the thread that applies the log.
+            excluding = true;
+            while (open > 0)
+            {
+                var remaining = deadline - Environment.TickCount64;
+                if (remaining <= 0 || !Monitor.Wait(sync, (int)remaining) && open > 0)
+                {
+                    excluding = false;
+                    Monitor.PulseAll(sync);
+                    return null;
+                }
+            }
+
+            return new Exclusion(this);
+        }
+    }
+
+    private void EndExclusion()
+    {
+        lock (sync)
+        {
+            excluding = false;
+            Monitor.PulseAll(sync);
+        }
+    }
+
+    /// <summary>Opens a connection that counts itself here while it is open.</summary>
+    public SqliteConnection Open(string connectionString)
+    {
+        var connection = new CountedConnection(connectionString, this);
+        connection.Open();
+        return connection;
+    }
+
+    private sealed class CountedConnection(string connectionString, ProjectionReaders readers) : SqliteConnection(connectionString)
+    {
+        public override void Open()
+        {
+            if (State == System.Data.ConnectionState.Open)
+                return;
+            readers.Enter();
+            try
+            {
+                base.Open();
+            }
+            catch
+            {
+                readers.Exit();
+                throw;
+            }
+        }
+
+        public override void Close()
+        {
+            if (State != System.Data.ConnectionState.Open)
+                return;
+            try
+            {
+                base.Close();
+            }
+            finally
+            {
+                readers.Exit();
+            }
+        }
+    }
+
+    /// <summary>No connection is open on the projection until this is disposed.</summary>
+    internal sealed class Exclusion(ProjectionReaders readers) : IDisposable
+    {
+        private int disposed;
+
+        /// <inheritdoc/>
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref disposed, 1) == 0)
+                readers.EndExclusion();
+        }
+    }
+}
