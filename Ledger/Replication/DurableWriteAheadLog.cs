@@ -1,16 +1,18 @@
 using System.Diagnostics.Metrics;
 using System.Linq.Expressions;
 using System.Reflection;
+using System.Runtime.CompilerServices;
 using DotNext.IO.Log;
 using DotNext.Net.Cluster.Consensus.Raft;
 using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
+using Microsoft.Extensions.Logging;
 
 namespace Health.Ledger.Replication;
 
 /// <summary>
 /// DotNext's write-ahead log, except that entries a leader replicates to this node are on disk
 /// before the node acknowledges them, and that a leader sends a follower far behind its entries in
-/// bounded requests.
+/// bounded requests, and that a follower which holds the snapshot it is sent counts as having it.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -41,7 +43,7 @@ namespace Health.Ledger.Replication;
 /// disk of a majority.
 /// </para>
 /// </remarks>
-internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLogEntry>
+internal sealed partial class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLogEntry>
 {
     private const string DotNextMeter = "DotNext.IO.WriteAheadLog";
     private const string FlushRoundEnded = "entries-flush-duration";
@@ -52,11 +54,13 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
     private static readonly Func<WriteAheadLog, long> FirstUnflushedIndex = CompileFirstUnflushedIndex();
 
     private readonly MeterListener listener = new();
+    private readonly ILogger logger;
     private TaskCompletionSource nextRound = NewRound();
 
-    public DurableWriteAheadLog(Options options, IStateMachine stateMachine)
+    public DurableWriteAheadLog(Options options, IStateMachine stateMachine, ILogger logger)
         : base(options, stateMachine)
     {
+        this.logger = logger;
         listener.InstrumentPublished = (instrument, meterListener) =>
         {
             if (instrument.Meter.Name == DotNextMeter && instrument.Name == FlushRoundEnded)
@@ -127,10 +131,47 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
     /// compacted log) would time out on that same request again and again. Cut, the leader sends
     /// the rest in its next rounds: it records only the entries the follower stored.
     /// </summary>
+    /// <remarks>
+    /// A leader's replication to one follower also passes here, and its answer with it: see
+    /// <see cref="HeldSnapshotCountsAsReplicatedAsync"/>.
+    /// </remarks>
     public new ValueTask<TResult> ReadAsync<TResult>(ILogEntryConsumer<IRaftLogEntry, TResult> reader, long startIndex, long endIndex, CancellationToken token = default)
-        => base.ReadAsync(reader.LogEntryMetadataOnly ? reader : new BoundedRead<TResult>(reader), startIndex, endIndex, token);
+        => base.ReadAsync(reader.LogEntryMetadataOnly ? reader : new BoundedRead<TResult>(reader, ((IPersistentState)this).Term, logger), startIndex, endIndex, token);
 
-    private sealed class BoundedRead<TResult>(ILogEntryConsumer<IRaftLogEntry, TResult> reader) : ILogEntryConsumer<IRaftLogEntry, TResult>
+    /// <summary>
+    /// A follower's refusal of a snapshot, counted as the snapshot replicated when the follower holds
+    /// it already.
+    /// </summary>
+    /// <remarks>
+    /// DotNext's follower refuses a snapshot at or below its commit index without asking the state
+    /// machine, and DotNext's leader takes any refusal as a follower lacking entries: it moves its
+    /// next index for that follower back one entry and, still at or below its snapshot, sends the
+    /// snapshot again, a round at a time, until it takes a newer snapshot. That happens whenever the
+    /// answer to an install is lost (a timeout, a paused process): the follower holds the snapshot
+    /// and the leader does not know. DotNext's follower refuses a snapshot for one other reason only,
+    /// a term above the leader's, which its answer carries. So a refusal in a term no higher than
+    /// the leader's means the follower has committed everything through the snapshot, which Raft
+    /// makes the same entries as the leader's, and the leader may go on from the entry after it.
+    /// It is reported as replicated without the leader's term, which DotNext does not count toward
+    /// committing the leader's own entries.
+    /// </remarks>
+    private static async ValueTask<TResult> HeldSnapshotCountsAsReplicatedAsync<TResult>(ValueTask<TResult> sent, long snapshotIndex, long leaderTerm, ILogger logger)
+    {
+        var result = await sent.ConfigureAwait(false);
+        ref var answer = ref Unsafe.As<TResult, Result<ReplicationStatus>>(ref result);
+        if (answer.Value.Result == HeartbeatResult.Rejected && answer.Term <= leaderTerm)
+        {
+            LogSnapshotHeld(logger, snapshotIndex);
+            answer = answer with { Value = answer.Value with { Result = HeartbeatResult.Replicated } };
+        }
+
+        return result;
+    }
+
+    [LoggerMessage(EventId = 1109, Level = LogLevel.Information, Message = "A follower refused the snapshot at Raft index {SnapshotIndex} as one it holds already; replication to it goes on after that index")]
+    private static partial void LogSnapshotHeld(ILogger logger, long snapshotIndex);
+
+    private sealed class BoundedRead<TResult>(ILogEntryConsumer<IRaftLogEntry, TResult> reader, long leaderTerm, ILogger logger) : ILogEntryConsumer<IRaftLogEntry, TResult>
     {
         public bool LogEntryMetadataOnly => false;
 
@@ -138,6 +179,9 @@ internal sealed class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLog
             where TEntry : IRaftLogEntry
             where TList : IReadOnlyList<TEntry>
         {
+            if (snapshotIndex is { } index && typeof(TResult) == typeof(Result<ReplicationStatus>))
+                return HeldSnapshotCountsAsReplicatedAsync(reader.ReadAsync<TEntry, TList>(entries, snapshotIndex, token), index, leaderTerm, logger);
+
             var count = 1;
             for (long bytes = entries.Count == 0 ? 0 : entries[0].Length ?? 0; count < entries.Count; count++)
             {

@@ -148,7 +148,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
         };
         if (await LogIntegrityCheck.SetAsideIfDamagedAsync(logOptions, stateMachine, token).ConfigureAwait(false) is { } damagedLog)
             LogLogDamaged(logger, damagedLog);
-        var log = new DurableWriteAheadLog(logOptions, stateMachine);
+        var log = new DurableWriteAheadLog(logOptions, stateMachine, logger);
 
         // The projection applies only flushed entries, so it can be ahead of the log only when log
         // files were lost or damaged. Its extra entries may not be the group's: rebuild it from the

@@ -2,7 +2,9 @@ using System.Buffers.Binary;
 using DotNext.IO.Log;
 using DotNext.Net.Cluster.Consensus.Raft;
 using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
+using DotNext.IO;
 using Health.Ledger.Replication;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Health.Ledger.Tests.Replication;
 
@@ -75,7 +77,41 @@ public sealed class DurableWriteAheadLogTests : IDisposable
         Assert.Equal(3_000, (await raft.ReadAsync(new EntriesRead(metadataOnly: true), 1, 3_000, CancellationToken.None)).Count);
     }
 
-    private DurableWriteAheadLog Open() => new(new WriteAheadLog.Options { Location = root.FullName, ChunkSize = 1 << 20 }, new AppliesNothing());
+    [Theory]
+    [InlineData(HeartbeatResult.Rejected, 5, HeartbeatResult.Replicated)] // holds the snapshot already: its answer to the install was lost
+    [InlineData(HeartbeatResult.Rejected, 4, HeartbeatResult.Replicated)] // the same, from a follower that missed a term
+    [InlineData(HeartbeatResult.Rejected, 6, HeartbeatResult.Rejected)] // a higher term: the leader must learn it
+    [InlineData(HeartbeatResult.ReplicatedWithLeaderTerm, 5, HeartbeatResult.ReplicatedWithLeaderTerm)]
+    [InlineData(HeartbeatResult.UnsupportedVersion, 5, HeartbeatResult.UnsupportedVersion)]
+    public async Task A_follower_that_refuses_a_snapshot_it_holds_counts_as_having_it(HeartbeatResult answer, long followerTerm, HeartbeatResult seen)
+    {
+        await using var log = Open(new HoldsSnapshot(index: 10, term: 2));
+        await ((IPersistentState)log).UpdateTermAsync(5, resetLastVote: true, CancellationToken.None);
+        IAuditTrail<IRaftLogEntry> raft = log;
+
+        // As DotNext's leader reads for a follower whose next index is at or below the snapshot.
+        var read = await raft.ReadAsync(new Follower(answer, followerTerm), 7, 10, CancellationToken.None);
+
+        Assert.Equal(10, read.Value.LastIndex);
+        Assert.Equal(followerTerm, read.Term);
+        Assert.Equal(seen, read.Value.Result);
+    }
+
+    [Fact]
+    public async Task A_follower_that_refuses_entries_still_counts_as_lacking_them()
+    {
+        await using var log = Open();
+        await ((IPersistentState)log).UpdateTermAsync(5, resetLastVote: true, CancellationToken.None);
+        IAuditTrail<IRaftLogEntry> raft = log;
+        await raft.AppendAsync(Entries(term: 5, count: 3), startIndex: 1, skipCommitted: true, CancellationToken.None);
+
+        var read = await raft.ReadAsync(new Follower(HeartbeatResult.Rejected, 5), 2, 3, CancellationToken.None);
+
+        Assert.Equal(HeartbeatResult.Rejected, read.Value.Result);
+    }
+
+    private DurableWriteAheadLog Open(IStateMachine? stateMachine = null)
+        => new(new WriteAheadLog.Options { Location = root.FullName, ChunkSize = 1 << 20 }, stateMachine ?? new AppliesNothing(), NullLogger.Instance);
 
     // Entries of 4 KiB, filled with their term.
     private static LogEntryProducer<BinaryLogEntry> Entries(long term, int count)
@@ -105,6 +141,41 @@ public sealed class DurableWriteAheadLogTests : IDisposable
             where TEntry : IRaftLogEntry
             where TList : IReadOnlyList<TEntry>
             => ValueTask.FromResult((entries.Count, entries.Sum(e => e.Length ?? 0)));
+    }
+
+    // Answers every read as a follower would, with the given result and term, and the snapshot's index when it was sent one.
+    private sealed class Follower(HeartbeatResult answer, long term) : ILogEntryConsumer<IRaftLogEntry, Result<ReplicationStatus>>
+    {
+        public bool LogEntryMetadataOnly => false;
+
+        public ValueTask<Result<ReplicationStatus>> ReadAsync<TEntry, TList>(TList entries, long? snapshotIndex, CancellationToken token)
+            where TEntry : IRaftLogEntry
+            where TList : IReadOnlyList<TEntry>
+            => ValueTask.FromResult(new Result<ReplicationStatus>
+            {
+                Term = term,
+                Value = new ReplicationStatus { Result = answer, LastIndex = snapshotIndex ?? -1 },
+            });
+    }
+
+    private sealed class HoldsSnapshot(long index, long term) : IStateMachine, ISnapshot
+    {
+        public ISnapshot? Snapshot => this;
+
+        public long Index => index;
+
+        public long Term => term;
+
+        bool IDataTransferObject.IsReusable => true;
+
+        long? IDataTransferObject.Length => 0;
+
+        public ValueTask WriteToAsync<TWriter>(TWriter writer, CancellationToken token)
+            where TWriter : IAsyncBinaryWriter => ValueTask.CompletedTask;
+
+        public ValueTask<long> ApplyAsync(LogEntry entry, CancellationToken token) => ValueTask.FromResult(entry.Index);
+
+        public ValueTask ReclaimGarbageAsync(long watermark, CancellationToken token) => ValueTask.CompletedTask;
     }
 
     private sealed class AppliesNothing : IStateMachine
