@@ -167,6 +167,10 @@ public sealed partial class LedgerNode : IAsyncDisposable
             UpperElectionTimeout = options.UpperElectionTimeout,
             RequestTimeout = options.RaftRequestTimeout,
             ColdStart = false,
+            // Heartbeats every 150 ms with the default 1 s, not DotNext's default of half the shortest
+            // election timeout: measured at 256 clients, the leader's peak memory was 80 MiB higher
+            // with 500 ms heartbeats (anonymous memory outside the GC heap's committed size).
+            HeartbeatThreshold = 0.15,
             ConfigurationStorage = null,
             LoggerFactory = new RaftLoggerFactory(loggerFactory),
             TransmissionBlockSize = 65536,
