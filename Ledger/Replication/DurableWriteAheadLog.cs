@@ -51,16 +51,20 @@ internal sealed partial class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<
     // A safety net: the log is checked this often even if a round's end went unobserved.
     private static readonly TimeSpan RecheckInterval = TimeSpan.FromMilliseconds(20);
 
-    private static readonly Func<WriteAheadLog, long> FirstUnflushedIndex = CompileFirstUnflushedIndex();
+    private static readonly Func<WriteAheadLog, long> FirstUnflushedIndex = CompileFlushStateField("UnflushedIndex");
+    private static readonly Func<WriteAheadLog, long> FlushedCommitIndex = CompileFlushStateField("FlushedCommitIndex");
+    private static readonly Func<WriteAheadLog, Exception?> BackgroundFailure = CompileBackgroundFailure();
 
     private readonly MeterListener listener = new();
     private readonly ILogger logger;
+    private readonly IStateMachine stateMachine;
     private TaskCompletionSource nextRound = NewRound();
 
     public DurableWriteAheadLog(Options options, IStateMachine stateMachine, ILogger logger)
         : base(options, stateMachine)
     {
         this.logger = logger;
+        this.stateMachine = stateMachine;
         listener.InstrumentPublished = (instrument, meterListener) =>
         {
             if (instrument.Meter.Name == DotNextMeter && instrument.Name == FlushRoundEnded)
@@ -94,6 +98,7 @@ internal sealed partial class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<
             var round = Volatile.Read(ref nextRound).Task;
             if (IsFlushedThrough(index))
                 return;
+            ThrowIfFlusherFailed();
             try
             {
                 await round.WaitAsync(RecheckInterval, token).ConfigureAwait(false);
@@ -105,20 +110,86 @@ internal sealed partial class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<
     }
 
     // WriteAheadLog.flusherState (an Atomic<FlushState>) holds UnflushedIndex, the first index the
-    // flusher has yet to write; it is set after the round's checkpoint is written through. One
-    // aligned long is read, so no lock is needed.
-    private static Func<WriteAheadLog, long> CompileFirstUnflushedIndex()
+    // flusher has yet to write, and FlushedCommitIndex, the commit index in the checkpoint file; both
+    // are set after the round's checkpoint is written through. One aligned long is read, so no lock
+    // is needed.
+    private static Func<WriteAheadLog, long> CompileFlushStateField(string name)
     {
         const BindingFlags Private = BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public;
         var flusherState = typeof(WriteAheadLog).GetField("flusherState", Private);
         var state = flusherState?.FieldType.GetFields(Private).SingleOrDefault(f => f.FieldType.Name == "FlushState");
-        var unflushed = state?.FieldType.GetField("UnflushedIndex", Private);
-        if (flusherState is null || state is null || unflushed is null || unflushed.FieldType != typeof(long))
+        var field = state?.FieldType.GetField(name, Private);
+        if (flusherState is null || state is null || field is null || field.FieldType != typeof(long))
             throw new NotSupportedException("This DotNext version keeps its flush state differently; DurableWriteAheadLog must be reviewed against it.");
 
         var log = Expression.Parameter(typeof(WriteAheadLog), "log");
-        var read = Expression.Field(Expression.Field(Expression.Field(log, flusherState), state), unflushed);
+        var read = Expression.Field(Expression.Field(Expression.Field(log, flusherState), state), field);
         return Expression.Lambda<Func<WriteAheadLog, long>>(read, log).Compile();
+    }
+
+    // WriteAheadLog.backgroundTaskFailure: set when the flusher, the cleaner or the applier failed,
+    // after which the log refuses every operation. A wait on the flusher must not outlive it.
+    private static Func<WriteAheadLog, Exception?> CompileBackgroundFailure()
+    {
+        var failure = typeof(WriteAheadLog).GetField("backgroundTaskFailure", BindingFlags.Instance | BindingFlags.NonPublic);
+        if (failure is null || failure.FieldType != typeof(Exception))
+            throw new NotSupportedException("This DotNext version reports background failures differently; DurableWriteAheadLog must be reviewed against it.");
+
+        var log = Expression.Parameter(typeof(WriteAheadLog), "log");
+        return Expression.Lambda<Func<WriteAheadLog, Exception?>>(Expression.Field(log, failure), log).Compile();
+    }
+
+    private void ThrowIfFlusherFailed()
+    {
+        if (BackgroundFailure(this) is { } failure)
+            throw new IOException("The Raft log's background writer failed; this node must be restarted.", failure);
+    }
+
+    /// <summary>
+    /// Installs a snapshot once DotNext's flusher has nothing left to do.
+    /// </summary>
+    /// <remarks>
+    /// DotNext's flusher reads the snapshot index, then waits for a lock the install holds, then
+    /// flushes from its first unflushed index to the log's last index using the snapshot index it
+    /// read before. An install in between moves the last index to the snapshot's, far past the
+    /// entries this log holds, and the flusher then reads metadata pages that were never written:
+    /// it fails ("WAL page N doesn't exist on the disk"), and with it every later request to this
+    /// node. A follower's flusher has work after each commit (the checkpoint file), so a snapshot
+    /// arriving right after entries were committed met this. Raft's requests to a follower come one
+    /// at a time, so nothing gives the flusher new work while the install waits and runs.
+    /// </remarks>
+    async ValueTask IAuditTrail<IRaftLogEntry>.AppendAsync<TEntry>(TEntry entry, long startIndex, CancellationToken token)
+    {
+        if (entry.IsSnapshot)
+            await WaitUntilFlusherIdleAsync(token).ConfigureAwait(false);
+        await AppendAsync(entry, startIndex, token).ConfigureAwait(false);
+    }
+
+    private async Task WaitUntilFlusherIdleAsync(CancellationToken token)
+    {
+        while (true)
+        {
+            var round = Volatile.Read(ref nextRound).Task;
+            var snapshotIndex = stateMachine.Snapshot?.Index ?? 0;
+            var lastIndex = LastEntryIndex;
+            var entriesFlushed = lastIndex <= snapshotIndex || FirstUnflushedIndex(this) > lastIndex;
+            if (entriesFlushed && FlushedCommitIndex(this) == long.Max(snapshotIndex, LastCommittedEntryIndex))
+                return;
+            ThrowIfFlusherFailed();
+
+            // Entries not yet flushed are the flusher's already; a commit index not yet in the
+            // checkpoint may wait for the next commit, so the flusher is asked for a round. With
+            // everything flushed, this returns without waiting.
+            if (entriesFlushed)
+                await FlushAsync(token).ConfigureAwait(false);
+            try
+            {
+                await round.WaitAsync(RecheckInterval, token).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
     }
 
     /// <summary>The most entry bytes one read for a consumer of entry contents returns (at least one entry).</summary>

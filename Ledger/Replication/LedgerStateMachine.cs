@@ -253,13 +253,10 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         if (reference.Index != entry.Index || reference.Term != entry.Term)
             throw new InvalidDataException($"The snapshot reference names Raft index {reference.Index}, term {reference.Term}, but came for {entry.Index}, term {entry.Term}.");
 
-        // Installed already by a request whose answer was lost (below): answered at once, unless
-        // this request's answer would be lost too (requests queued while the process was paused).
+        // Installed already, though DotNext's log did not record it (its append failed after this
+        // returned): answered at once rather than fetched again.
         if (snapshot is { } held && held.Index == entry.Index && held.Term == entry.Term && AppliedRaftIndex >= entry.Index)
-        {
-            token.ThrowIfCancellationRequested();
             return AppliedRaftIndex;
-        }
 
         var fetched = await transfer.WaitForAsync(reference, token).ConfigureAwait(false);
 
@@ -286,13 +283,13 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
             Publish(installed);
         }
 
-        // A request cancelled while this ran (Raft's timeout passed, or the process was paused)
-        // loses its answer. DotNext's leader would then send the snapshot again, and DotNext's
-        // follower rejects a snapshot at or below its commit index without asking this state
-        // machine, so the leader would go on sending it (walking its next index back one entry a
-        // round) until it took a newer one. Ending with the cancellation leaves DotNext's indices
-        // as they were, and the leader's next request is answered at once (above).
-        token.ThrowIfCancellationRequested();
+        // Answered even if the request was cancelled meanwhile (Raft's timeout passed, the process
+        // was paused): DotNext's log then records the install, as the state machine now holds it.
+        // Ending with the cancellation instead left the state machine's snapshot ahead of DotNext's
+        // log, which DotNext does not expect: its cleaner removed log pages the log still counted
+        // as its tail, and every later request failed. The answer may be lost; the leader then
+        // counts the follower's refusal of the same snapshot as the snapshot replicated
+        // (DurableWriteAheadLog).
         return AppliedRaftIndex;
     }
 

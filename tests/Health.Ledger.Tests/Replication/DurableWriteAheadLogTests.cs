@@ -110,8 +110,51 @@ public sealed class DurableWriteAheadLogTests : IDisposable
         Assert.Equal(HeartbeatResult.Rejected, read.Value.Result);
     }
 
-    private DurableWriteAheadLog Open(IStateMachine? stateMachine = null)
-        => new(new WriteAheadLog.Options { Location = root.FullName, ChunkSize = 1 << 20 }, stateMachine ?? new AppliesNothing(), NullLogger.Instance);
+    [Fact]
+    public async Task A_snapshot_installed_right_after_a_commit_leaves_the_log_working()
+    {
+        // The flusher's round after a commit and the install meet by timing: several tries.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        var token = timeout.Token;
+        for (var attempt = 0; attempt < 8; attempt++)
+        {
+            await using var log = Open(new InstallsSlowly(), root.CreateSubdirectory($"attempt-{attempt}"));
+            IAuditTrail<IRaftLogEntry> follower = log;
+            await follower.AppendAsync(Entries(term: 1, count: 100), startIndex: 1, skipCommitted: true, token);
+
+            // As DotNext's follower: a commit (whose checkpoint the flusher writes next), then at
+            // once the leader's snapshot, far past the log's last page; the thread pool is busy, as a
+            // loaded node's is, so the flusher's round tends to start after the install began.
+            var busy = BusyThreadPool(TimeSpan.FromMilliseconds(50));
+            await log.CommitAsync(50, token);
+            await follower.AppendAsync(new SnapshotEntry(index: 2_048, term: 1), 2_048, token);
+            await busy;
+            Assert.Equal(2_048, log.LastCommittedEntryIndex);
+
+            await follower.AppendAsync(Entries(term: 1, count: 10), startIndex: 2_049, skipCommitted: true, token);
+            await log.CommitAsync(2_058, token);
+            Assert.Equal(1, (await follower.ReadAsync(new EntriesRead(metadataOnly: true), 2_058, 2_058, token)).Count);
+        }
+    }
+
+    // Every thread of the pool but the caller's spins for the period; returns once they all spin.
+    private static Task BusyThreadPool(TimeSpan period)
+    {
+        var threads = ThreadPool.ThreadCount;
+        var started = 0;
+        var spinning = Enumerable.Range(0, threads).Select(_ => Task.Run(() =>
+        {
+            Interlocked.Increment(ref started);
+            var until = Environment.TickCount64 + (long)period.TotalMilliseconds;
+            while (Environment.TickCount64 < until)
+                Thread.SpinWait(100);
+        })).ToArray();
+        SpinWait.SpinUntil(() => Volatile.Read(ref started) >= threads - 1, TimeSpan.FromSeconds(1));
+        return Task.WhenAll(spinning);
+    }
+
+    private DurableWriteAheadLog Open(IStateMachine? stateMachine = null, DirectoryInfo? location = null)
+        => new(new WriteAheadLog.Options { Location = (location ?? root).FullName, ChunkSize = 1 << 20 }, stateMachine ?? new AppliesNothing(), NullLogger.Instance);
 
     // Entries of 4 KiB, filled with their term.
     private static LogEntryProducer<BinaryLogEntry> Entries(long term, int count)
@@ -156,6 +199,42 @@ public sealed class DurableWriteAheadLogTests : IDisposable
                 Term = term,
                 Value = new ReplicationStatus { Result = answer, LastIndex = snapshotIndex ?? -1 },
             });
+    }
+
+    // Installs snapshots as the ledger's state machine does when a download has just finished:
+    // after a moment, inside DotNext's lock.
+    private sealed class InstallsSlowly : IStateMachine
+    {
+        public ISnapshot? Snapshot { get; private set; }
+
+        public async ValueTask<long> ApplyAsync(LogEntry entry, CancellationToken token)
+        {
+            if (entry.IsSnapshot)
+            {
+                await Task.Delay(200, token);
+                Snapshot = new HoldsSnapshot(entry.Index, entry.Term);
+            }
+
+            return entry.Index;
+        }
+
+        public ValueTask ReclaimGarbageAsync(long watermark, CancellationToken token) => ValueTask.CompletedTask;
+    }
+
+    private sealed class SnapshotEntry(long index, long term) : IRaftLogEntry
+    {
+        public long Term => term;
+
+        public long Index => index;
+
+        bool ILogEntry.IsSnapshot => true;
+
+        bool IDataTransferObject.IsReusable => true;
+
+        long? IDataTransferObject.Length => 0;
+
+        public ValueTask WriteToAsync<TWriter>(TWriter writer, CancellationToken token)
+            where TWriter : IAsyncBinaryWriter => ValueTask.CompletedTask;
     }
 
     private sealed class HoldsSnapshot(long index, long term) : IStateMachine, ISnapshot
