@@ -97,11 +97,10 @@ internal sealed class SnapshotDirectory(DirectoryInfo location)
 
     private LedgerSnapshot Commit(string temporary, long index, long term)
     {
-        using (var written = new FileStream(temporary, FileMode.Open, FileAccess.ReadWrite))
-            written.Flush(flushToDisk: true);
+        DiskFlush.File(temporary);
         var destination = Path.Combine(location.FullName, string.Create(CultureInfo.InvariantCulture, $"{index}-{term}"));
         File.Move(temporary, destination, overwrite: true);
-        DirectoryFlush.ToDisk(location.FullName);
+        DiskFlush.Directory(location.FullName);
         return new LedgerSnapshot(new FileInfo(destination), index, term);
     }
 }

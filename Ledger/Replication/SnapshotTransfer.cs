@@ -157,10 +157,12 @@ internal sealed partial class SnapshotTransfer : IDisposable
                     throw new InvalidDataException($"Snapshot {reference.Index}-{reference.Term} from {reference.SourceNodeId} does not match its reference ({received} of {reference.Length} bytes).");
             }
 
+            // Both files are flushed here, in the background: installing then flushes nothing large
+            // inside the leader's request.
             var tree = BuildTree(temporary, token);
+            DiskFlush.File(temporary);
             File.Copy(temporary, projection);
-            using (var copy = new FileStream(projection, FileMode.Open, FileAccess.ReadWrite))
-                copy.Flush(flushToDisk: true);
+            DiskFlush.File(projection);
             LogFetched(logger, reference.Index, reference.SourceNodeId, reference.Length, (long)TimeProvider.System.GetElapsedTime(started).TotalMilliseconds);
             return new FetchedSnapshot(reference, temporary, projection, tree);
         }

@@ -4,17 +4,25 @@ using System.Text;
 namespace Health.Ledger.Storage;
 
 /// <summary>
-/// Flushes a directory's entries to disk, so that a file renamed into it is still there after a
-/// power loss. .NET opens no directory handles, so on Linux this calls the C library's open and
-/// fsync, found among the exports of the running program (as DotNext does for its snapshots),
-/// which needs no particular file name for the C library.
+/// Flushes a file's contents, or a directory's entries, to disk: a file is written out before it
+/// is renamed into place, and the directory after, so that it is there, whole, after a power loss.
+/// .NET opens no directory handles, so on Linux the directory is flushed through the C library's
+/// open and fsync, found among the exports of the running program (as DotNext does for its
+/// snapshots), which needs no particular file name for the C library.
 /// </summary>
-internal static unsafe class DirectoryFlush
+internal static unsafe class DiskFlush
 {
-    private const int ReadOnly = 0, Directory = 0x10000;
+    private const int OpenReadOnly = 0, OpenDirectory = 0x10000;
+
+    /// <summary>Flushes the contents of <paramref name="file"/>, written and closed before.</summary>
+    public static void File(string file)
+    {
+        using var written = new FileStream(file, FileMode.Open, FileAccess.ReadWrite);
+        written.Flush(flushToDisk: true);
+    }
 
     /// <summary>Flushes <paramref name="directory"/> (on Linux; elsewhere the rename is left to the file system).</summary>
-    public static void ToDisk(string directory)
+    public static void Directory(string directory)
     {
         if (!OperatingSystem.IsLinux())
             return;
@@ -24,7 +32,7 @@ internal static unsafe class DirectoryFlush
         var path = Encoding.UTF8.GetBytes(directory + '\0');
         int descriptor;
         fixed (byte* name = path)
-            descriptor = open(name, ReadOnly | Directory);
+            descriptor = open(name, OpenReadOnly | OpenDirectory);
         if (descriptor < 0)
             throw new IOException($"The directory {directory} could not be opened to flush it (errno {Marshal.GetLastSystemError()}).");
         try
