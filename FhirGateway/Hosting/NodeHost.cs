@@ -119,7 +119,7 @@ public static partial class NodeHost
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseRateLimiter();
-        app.MapGet("/healthz", () => TypedResults.Ok(new { status = "up" }));
+        app.MapGet("/healthz", Liveness);
         app.MapGet("/readyz", Readiness);
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapLedgerApi();
@@ -150,6 +150,15 @@ public static partial class NodeHost
         }
     }
 
+    // Alive unless the Raft log has failed: only a restart mends that, which is what a supervisor
+    // does for a process that reports itself not alive.
+    private static IResult Liveness(LedgerNode node)
+        => node.LogFailure is { } failure
+            ? Results.Json(new { status = "failed", problems = new[] { RaftLogFailed(failure) } }, statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Ok(new { status = "up" });
+
+    private static string RaftLogFailed(string failure) => $"this node's Raft log failed ({failure}): restart the node";
+
     // Ready: a leader is known, everything committed is applied here, and the record store answers.
     private static IResult Readiness(LedgerNode node, RecordStore store)
     {
@@ -160,6 +169,8 @@ public static partial class NodeHost
             problems.Add("no leader is known");
         if (status.AppliedIndex < status.CommitIndex)
             problems.Add($"applied {status.AppliedIndex} of {status.CommitIndex} committed entries");
+        if (node.LogFailure is { } failure)
+            problems.Add(RaftLogFailed(failure));
         if (status.DivergedAt is { } diverged)
             problems.Add($"this node's ledger does not match the group's checkpoint at ledger index {diverged} (log event 1101): rebuild it from the group: stop it, run `health-node rebuild-ledger`, start it");
         try

@@ -139,9 +139,15 @@ internal sealed partial class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<
         return Expression.Lambda<Func<WriteAheadLog, Exception?>>(Expression.Field(log, failure), log).Compile();
     }
 
+    /// <summary>
+    /// Why DotNext's background work on this log (flushing, cleaning, applying) failed, or null. Once
+    /// set, the log refuses every operation until the node is restarted.
+    /// </summary>
+    internal Exception? Failure => BackgroundFailure(this);
+
     private void ThrowIfFlusherFailed()
     {
-        if (BackgroundFailure(this) is { } failure)
+        if (Failure is { } failure)
             throw new IOException("The Raft log's background writer failed; this node must be restarted.", failure);
     }
 

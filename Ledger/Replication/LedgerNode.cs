@@ -250,6 +250,12 @@ public sealed partial class LedgerNode : IAsyncDisposable
             throw new LedgerUnavailableException("No leader was elected in time.");
     }
 
+    /// <summary>
+    /// Why this node's Raft log stopped working, or null. The log then refuses every Raft request
+    /// and append until the node is restarted (it catches up from the group after).
+    /// </summary>
+    public string? LogFailure => log.Failure?.Message;
+
     /// <summary>This node's view of the ledger and the Raft group.</summary>
     public LedgerStatus Status()
     {

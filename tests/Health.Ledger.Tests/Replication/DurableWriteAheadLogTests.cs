@@ -137,6 +137,42 @@ public sealed class DurableWriteAheadLogTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_log_whose_flusher_failed_says_so()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        var token = timeout.Token;
+        await using var log = Open(new InstallsSlowly());
+        IAuditTrail<IRaftLogEntry> follower = log;
+        await follower.AppendAsync(Entries(term: 1, count: 100), startIndex: 1, skipCommitted: true, token);
+        Assert.Null(log.Failure);
+
+        // DotNext's own install, without waiting for its flusher (the race above), until it fails.
+        for (var attempt = 0; attempt < 20 && log.Failure is null; attempt++)
+        {
+            var busy = BusyThreadPool(TimeSpan.FromMilliseconds(50));
+            await log.CommitAsync(log.LastCommittedEntryIndex + 1, token);
+            await log.AppendAsync(new SnapshotEntry(index: 2_048 * (attempt + 1), term: 1), 2_048 * (attempt + 1), token);
+            await busy;
+            await WaitForFlusherRoundAsync(log, token);
+        }
+
+        Assert.Contains("doesn't exist on the disk", log.Failure?.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAnyAsync<Exception>(() => follower.AppendAsync(Entries(term: 1, count: 1), log.LastEntryIndex + 1, true, token).AsTask());
+    }
+
+    // The flusher's round after the install has ended, or failed.
+    private static async Task WaitForFlusherRoundAsync(DurableWriteAheadLog log, CancellationToken token)
+    {
+        try
+        {
+            await log.FlushAsync(token);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+        }
+    }
+
     // Every thread of the pool but the caller's spins for the period; returns once they all spin.
     private static Task BusyThreadPool(TimeSpan period)
     {
