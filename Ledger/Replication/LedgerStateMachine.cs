@@ -284,12 +284,10 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         }
 
         // Answered even if the request was cancelled meanwhile (Raft's timeout passed, the process
-        // was paused): DotNext's log then records the install, as the state machine now holds it.
-        // Ending with the cancellation instead left the state machine's snapshot ahead of DotNext's
-        // log, which DotNext does not expect: its cleaner removed log pages the log still counted
-        // as its tail, and every later request failed. The answer may be lost; the leader then
-        // counts the follower's refusal of the same snapshot as the snapshot replicated
-        // (DurableWriteAheadLog).
+        // was paused), so that DotNext's log records the install as the state machine now holds it;
+        // ending with the cancellation would leave the state machine's snapshot ahead of DotNext's
+        // log, which DotNext does not expect. The answer may be lost; the leader then counts the
+        // follower's refusal of the same snapshot as the snapshot replicated (DurableWriteAheadLog).
         return AppliedRaftIndex;
     }
 
