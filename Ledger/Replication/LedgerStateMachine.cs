@@ -264,10 +264,10 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         // in a request of its own, so that this one answers within Raft's timeout.
         if (!snapshotting.IsCompleted)
             throw new SnapshotNotReadyException($"This node is still writing a snapshot of its own; the one at Raft index {reference.Index} is installed after it.");
+        LedgerSnapshot installed;
         using (var excluded = store.TryExcludeReaders(transfer.WaitPerRequest)
             ?? throw new SnapshotNotReadyException($"Reads of the projection still running; the snapshot at Raft index {reference.Index} is installed once they end."))
         {
-            LedgerSnapshot installed;
             try
             {
                 installed = snapshots.Adopt(fetched.File, entry.Index, entry.Term).WithKnownSha256(reference.Sha256);
@@ -278,10 +278,10 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
             {
                 transfer.Release(reference);
             }
-
-            Installed(entry.Index);
-            Publish(installed);
         }
+
+        Installed(entry.Index);
+        Publish(installed);
 
         // Answered even if the request was cancelled meanwhile (Raft's timeout passed, the process
         // was paused), so that DotNext's log records the install as the state machine now holds it;

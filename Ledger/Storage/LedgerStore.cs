@@ -289,18 +289,9 @@ public sealed partial class LedgerStore : IDisposable
     /// Holds readers off the projection (new ones wait) once those open have closed, waiting up to
     /// <paramref name="wait"/> for them; null if they did not close in time.
     /// </summary>
-    internal ProjectionReaders.Exclusion? TryExcludeReaders(TimeSpan wait) => readers.TryExclude(wait);
+    internal ProjectionReaders.Excluded? TryExcludeReaders(TimeSpan wait) => readers.TryExclude(wait);
 
-    // A reader that opens a second connection while holding one waits for the exclusion that waits
-    // for it: giving way now and then lets it finish.
-    private ProjectionReaders.Exclusion ExcludeReaders()
-    {
-        while (true)
-        {
-            if (readers.TryExclude(TimeSpan.FromSeconds(1)) is { } excluded)
-                return excluded;
-        }
-    }
+    private ProjectionReaders.Excluded ExcludeReaders() => readers.TryExclude(Timeout.InfiniteTimeSpan)!;
 
     /// <summary>Replaces the whole projection with a copy made through <see cref="BeginCopy"/> (snapshot installation).</summary>
     internal void ReplaceWith(string source)
@@ -312,7 +303,7 @@ public sealed partial class LedgerStore : IDisposable
     /// <summary>Replaces the whole projection with a copy of one, moving the file into place, while readers are held off.</summary>
     /// <param name="copy">The copy; it is gone afterwards.</param>
     /// <param name="excluded">From <see cref="TryExcludeReaders"/>: no reader has the projection open.</param>
-    internal void ReplaceWithMoved(string copy, ProjectionReaders.Exclusion excluded)
+    internal void ReplaceWithMoved(string copy, ProjectionReaders.Excluded excluded)
     {
         ArgumentNullException.ThrowIfNull(excluded);
         Replace(() => File.Move(copy, path, overwrite: true));

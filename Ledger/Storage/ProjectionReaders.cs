@@ -11,24 +11,33 @@ namespace Health.Ledger.Storage;
 /// </summary>
 internal sealed class ProjectionReaders
 {
+    private enum Exclusion { None, Pending, Granted }
+
+    // How many connections the current flow holds: one it opens while holding another (a query
+    // inside a query) is let in while an exclusion waits, since the exclusion waits for the first.
+    private static readonly AsyncLocal<int> HeldByThisFlow = new();
+
     private readonly object sync = new();
     private int open;
-    private bool excluding;
+    private Exclusion exclusion;
 
     /// <summary>Counts one more open connection, first waiting out a replacement in progress.</summary>
     public void Enter()
     {
         lock (sync)
         {
-            while (excluding)
+            while (exclusion == Exclusion.Granted || exclusion == Exclusion.Pending && HeldByThisFlow.Value == 0)
                 Monitor.Wait(sync);
             open++;
         }
+
+        HeldByThisFlow.Value++;
     }
 
     /// <summary>Counts one connection closed.</summary>
     public void Exit()
     {
+        HeldByThisFlow.Value = int.Max(0, HeldByThisFlow.Value - 1);
         lock (sync)
         {
             if (--open == 0)
@@ -37,28 +46,30 @@ internal sealed class ProjectionReaders
     }
 
     /// <summary>
-    /// Holds new connections off and waits up to <paramref name="wait"/> for the open ones to close.
+    /// Holds new connections off and waits up to <paramref name="wait"/> (or without limit, given
+    /// <see cref="Timeout.InfiniteTimeSpan"/>) for the open ones to close.
     /// </summary>
     /// <returns>The exclusion, to dispose once the file is replaced; null if connections stayed open (nothing is held then).</returns>
-    public Exclusion? TryExclude(TimeSpan wait)
+    public Excluded? TryExclude(TimeSpan wait)
     {
-        var deadline = Environment.TickCount64 + (long)wait.TotalMilliseconds;
+        var deadline = wait == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)wait.TotalMilliseconds;
         lock (sync)
         {
             // One replacement at a time: they all run on the thread that applies the log.
-            excluding = true;
+            exclusion = Exclusion.Pending;
             while (open > 0)
             {
-                var remaining = deadline - Environment.TickCount64;
-                if (remaining <= 0 || !Monitor.Wait(sync, (int)remaining) && open > 0)
+                var remaining = deadline == long.MaxValue ? Timeout.Infinite : (int)long.Max(0, deadline - Environment.TickCount64);
+                if (remaining == 0 || !Monitor.Wait(sync, remaining) && open > 0)
                 {
-                    excluding = false;
+                    exclusion = Exclusion.None;
                     Monitor.PulseAll(sync);
                     return null;
                 }
             }
 
-            return new Exclusion(this);
+            exclusion = Exclusion.Granted;
+            return new Excluded(this);
         }
     }
 
@@ -66,7 +77,7 @@ internal sealed class ProjectionReaders
     {
         lock (sync)
         {
-            excluding = false;
+            exclusion = Exclusion.None;
             Monitor.PulseAll(sync);
         }
     }
@@ -113,7 +124,7 @@ internal sealed class ProjectionReaders
     }
 
     /// <summary>No connection is open on the projection until this is disposed.</summary>
-    internal sealed class Exclusion(ProjectionReaders readers) : IDisposable
+    internal sealed class Excluded(ProjectionReaders readers) : IDisposable
     {
         private int disposed;
 

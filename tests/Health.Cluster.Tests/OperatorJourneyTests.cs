@@ -20,6 +20,7 @@ public sealed class OperatorJourneyTests
         var cancel = timeout.Token;
         var root = Directory.CreateTempSubdirectory("journey-").FullName;
         var nodes = new List<NodeProcess>();
+        var lastStatuses = string.Empty;
         try
         {
             var ca = Path.Combine(root, "ca");
@@ -57,6 +58,7 @@ public sealed class OperatorJourneyTests
                 while (true)
                 {
                     var statuses = await Task.WhenAll(nodes.Select(StatusAsync));
+                    lastStatuses = string.Join("\n", statuses.Select(s => s?.ToString() ?? "no answer"));
                     if (statuses.All(s => s is { } status && status.GetProperty("treeSize").GetInt64() >= minimum && status.GetProperty("appliedIndex").GetInt64() >= status.GetProperty("commitIndex").GetInt64())
                         && statuses.Select(s => s!.Value.GetProperty("root").GetString()).Distinct().Count() == 1
                         && statuses.Select(s => s!.Value.GetProperty("treeSize").GetInt64()).Distinct().Count() == 1)
@@ -129,6 +131,10 @@ public sealed class OperatorJourneyTests
             Assert.False(string.IsNullOrEmpty(beforeRoot));
             Assert.Equal(readBefore, await ReadAsync($"Patient/{patient}"));
             Assert.Equal(observationsBefore, JsonDocument.Parse(await ReadAsync($"Observation?patient={patient}&_summary=count")).RootElement.GetProperty("total").GetInt64());
+        }
+        catch (OperationCanceledException e) when (timeout.IsCancellationRequested)
+        {
+            throw new TimeoutException($"The journey did not finish in time. Last statuses:\n{lastStatuses}\n{string.Join("\n", nodes.Select(n => $"--- {n.NodeId} ---\n{n.Output}"))}", e);
         }
         finally
         {

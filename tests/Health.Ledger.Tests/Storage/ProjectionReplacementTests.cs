@@ -88,6 +88,42 @@ public sealed class ProjectionReplacementTests : IDisposable
         Assert.Equal(0, await waiting.WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
+    [Fact]
+    public async Task A_query_inside_a_query_goes_on_while_a_replacement_waits_for_the_first()
+    {
+        using var store = new LedgerStore(Path.Combine(root.FullName, "ledger.db"), []);
+        long Count()
+        {
+            using var reader = store.OpenReader();
+            return reader.QuerySingle<long>("SELECT count(*) FROM entries");
+        }
+
+        var outer = store.OpenReader();
+        var exclusion = Task.Run(() => store.TryExcludeReaders(TimeSpan.FromSeconds(30)));
+
+        // Once the replacement waits, a reader of another flow waits too (until then it gets in).
+        Task<long> other;
+        do
+        {
+            using (ExecutionContext.SuppressFlow())
+                other = Task.Run(Count);
+        }
+        while (await Task.WhenAny(other, Task.Delay(100)) == other && !exclusion.IsCompleted);
+
+        // The reader inside the open read (its flow holds that connection) gets in.
+        Assert.Equal(0, await Task.Run(Count).WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.False(exclusion.IsCompleted);
+        outer.Dispose();
+
+        using (var excluded = await exclusion.WaitAsync(TimeSpan.FromSeconds(10)))
+        {
+            Assert.NotNull(excluded);
+            Assert.False(other.IsCompleted);
+        }
+
+        Assert.Equal(0, await other.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
     // Each read checks that the entry count and the Raft index belong to one of the projections.
     private static int ReadUntilCancelled(LedgerStore store, long[] counts, CancellationToken token)
     {
