@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using Health.Ledger.Merkle;
 using Health.Ledger.Storage;
@@ -21,7 +23,7 @@ internal sealed partial class SnapshotTransfer : IDisposable
     /// <summary>Where members serve their snapshot files, followed by "{index}-{term}".</summary>
     public const string PathPrefix = "/internal/ledger/snapshots/";
 
-    // A download that receives nothing for this long is abandoned and started again on the leader's next request.
+    // A download that receives nothing for this long is abandoned and goes on from where it stopped on the leader's next request.
     private static readonly TimeSpan StallTimeout = TimeSpan.FromSeconds(30);
 
     private readonly string nodeId;
@@ -32,6 +34,7 @@ internal sealed partial class SnapshotTransfer : IDisposable
     private readonly ILogger logger;
     private readonly Lock gate = new();
     private Download? current;
+    private (SnapshotReference Reference, string File)? partial;
 
     /// <param name="self">This member: the references it sends name it as the source.</param>
     /// <param name="handler">Makes the HTTP connections to other members.</param>
@@ -122,22 +125,36 @@ internal sealed partial class SnapshotTransfer : IDisposable
 
     private async Task<FetchedSnapshot> DownloadAsync(SnapshotReference reference, CancellationToken token)
     {
-        var name = $"fetch-{Guid.NewGuid():N}";
-        var temporary = Path.Combine(directory.FullName, name + SnapshotDirectory.TemporarySuffix);
-        var projection = Path.Combine(directory.FullName, name + "-projection" + SnapshotDirectory.TemporarySuffix);
+        var temporary = TakePartial(reference) ?? Path.Combine(directory.FullName, $"fetch-{Guid.NewGuid():N}{SnapshotDirectory.TemporarySuffix}");
+        var projection = Path.ChangeExtension(temporary, null) + "-projection" + SnapshotDirectory.TemporarySuffix;
         var started = TimeProvider.System.GetTimestamp();
         try
         {
             using var stall = CancellationTokenSource.CreateLinkedTokenSource(token);
             stall.CancelAfter(StallTimeout);
-            using var response = await client.GetAsync(new Uri(reference.SourceUrl, reference.FilePath), HttpCompletionOption.ResponseHeadersRead, stall.Token).ConfigureAwait(false);
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            long received = File.Exists(temporary) ? new FileInfo(temporary).Length : 0;
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(reference.SourceUrl, reference.FilePath));
+            if (received > 0)
+                request.Headers.Range = new RangeHeaderValue(received, null);
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, stall.Token).ConfigureAwait(false);
             if (!response.IsSuccessStatusCode)
                 throw new IOException($"{reference.SourceNodeId} answered {(int)response.StatusCode} for snapshot {reference.Index}-{reference.Term}.");
 
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            // The rest of a file a stalled or broken download left, if the member serves that range;
+            // otherwise the whole file again.
+            if (received > 0 && response.StatusCode == HttpStatusCode.PartialContent && response.Content.Headers.ContentRange?.From == received)
+            {
+                LogResuming(logger, reference.Index, reference.SourceNodeId, received);
+                await HashFileAsync(temporary, hash, stall.Token).ConfigureAwait(false);
+            }
+            else
+            {
+                received = 0;
+            }
+
             var body = await response.Content.ReadAsStreamAsync(stall.Token).ConfigureAwait(false);
-            long received = 0;
-            var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            var file = new FileStream(temporary, received > 0 ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
             await using (body.ConfigureAwait(false))
             await using (file.ConfigureAwait(false))
             {
@@ -152,27 +169,68 @@ internal sealed partial class SnapshotTransfer : IDisposable
                     hash.AppendData(buffer, 0, read);
                     await file.WriteAsync(buffer.AsMemory(0, read), stall.Token).ConfigureAwait(false);
                 }
-
-                if (received != reference.Length || !hash.GetHashAndReset().AsSpan().SequenceEqual(reference.Sha256))
-                    throw new InvalidDataException($"Snapshot {reference.Index}-{reference.Term} from {reference.SourceNodeId} does not match its reference ({received} of {reference.Length} bytes).");
             }
+
+            if (received < reference.Length)
+                throw new IOException($"Snapshot {reference.Index}-{reference.Term} from {reference.SourceNodeId} ended after {received} of {reference.Length} bytes.");
+            if (received > reference.Length || !hash.GetHashAndReset().AsSpan().SequenceEqual(reference.Sha256))
+                throw new InvalidDataException($"Snapshot {reference.Index}-{reference.Term} from {reference.SourceNodeId} does not match its reference ({received} of {reference.Length} bytes).");
 
             // Both files are flushed here, in the background: installing then flushes nothing large
             // inside the leader's request.
             var tree = BuildTree(temporary, token);
             DiskFlush.File(temporary);
-            File.Copy(temporary, projection);
+            File.Copy(temporary, projection, overwrite: true);
             DiskFlush.File(projection);
             LogFetched(logger, reference.Index, reference.SourceNodeId, reference.Length, (long)TimeProvider.System.GetElapsedTime(started).TotalMilliseconds);
             return new FetchedSnapshot(reference, temporary, projection, tree);
         }
         catch (Exception e)
         {
-            File.Delete(temporary);
+            // What a broken connection or a stall left is kept for the next attempt to continue;
+            // a file that does not match, or a download given up, is not.
             File.Delete(projection);
+            if (e is InvalidDataException || token.IsCancellationRequested || !KeepPartial(reference, temporary))
+                File.Delete(temporary);
             if (e is not OperationCanceledException || !token.IsCancellationRequested)
                 LogFetchFailed(logger, reference.Index, reference.SourceNodeId, e.Message);
             throw;
+        }
+    }
+
+    // The partial file of an earlier download of the same snapshot, now this download's; null if none.
+    private string? TakePartial(SnapshotReference reference)
+    {
+        lock (gate)
+        {
+            var taken = partial is { } left && left.Reference.SameFileAs(reference) && File.Exists(left.File) ? left.File : null;
+            if (partial is { } other && taken is null)
+                File.Delete(other.File);
+            partial = null;
+            return taken;
+        }
+    }
+
+    private bool KeepPartial(SnapshotReference reference, string file)
+    {
+        lock (gate)
+        {
+            if (current is not { } running || !running.Reference.SameFileAs(reference))
+                return false;
+            partial = (reference, file);
+            return true;
+        }
+    }
+
+    private static async Task HashFileAsync(string file, IncrementalHash hash, CancellationToken token)
+    {
+        var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.None, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        await using (stream.ConfigureAwait(false))
+        {
+            var buffer = new byte[1 << 16];
+            int read;
+            while ((read = await stream.ReadAsync(buffer, token).ConfigureAwait(false)) > 0)
+                hash.AppendData(buffer, 0, read);
         }
     }
 
@@ -199,6 +257,9 @@ internal sealed partial class SnapshotTransfer : IDisposable
 
     [LoggerMessage(EventId = 1108, Level = LogLevel.Information, Message = "Fetching the snapshot at Raft index {RaftIndex} from {Source} ({Bytes} bytes); the leader's install requests are refused until it is here")]
     private static partial void LogFetching(ILogger logger, long raftIndex, string source, long bytes);
+
+    [LoggerMessage(EventId = 1110, Level = LogLevel.Information, Message = "Fetching the snapshot at Raft index {RaftIndex} from {Source} goes on from byte {Offset}")]
+    private static partial void LogResuming(ILogger logger, long raftIndex, string source, long offset);
 
     [LoggerMessage(EventId = 1106, Level = LogLevel.Information, Message = "Snapshot at Raft index {RaftIndex} fetched from {Source} and prepared: {Bytes} bytes in {Milliseconds} ms")]
     private static partial void LogFetched(ILogger logger, long raftIndex, string source, long bytes, long milliseconds);

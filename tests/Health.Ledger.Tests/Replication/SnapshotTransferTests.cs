@@ -28,8 +28,9 @@ public sealed class SnapshotTransferTests : IDisposable
         var bytes = await File.ReadAllBytesAsync(file);
         var halfSent = new TaskCompletionSource();
         var sendRest = new TaskCompletionSource();
-        await using var server = SnapshotServer.Start(async (response, attempt) =>
+        await using var server = SnapshotServer.Start(async (context, attempt) =>
         {
+            var response = context.Response;
             await response.OutputStream.WriteAsync(bytes.AsMemory(0, bytes.Length / 2));
             await response.OutputStream.FlushAsync();
             halfSent.TrySetResult();
@@ -57,12 +58,12 @@ public sealed class SnapshotTransferTests : IDisposable
     {
         var (file, _) = await WriteSourceSnapshotAsync(entries: 200);
         var bytes = await File.ReadAllBytesAsync(file);
-        await using var server = SnapshotServer.Start(async (response, attempt) =>
+        await using var server = SnapshotServer.Start(async (context, attempt) =>
         {
             var sent = (byte[])bytes.Clone();
             if (attempt == 1)
                 sent[sent.Length / 2] ^= 0xFF;
-            await response.OutputStream.WriteAsync(sent);
+            await context.Response.OutputStream.WriteAsync(sent);
         });
         using var transfer = NewTransfer(waitPerRequest: TimeSpan.FromSeconds(30));
         var reference = ReferenceTo(server, bytes);
@@ -73,6 +74,55 @@ public sealed class SnapshotTransferTests : IDisposable
         var fetched = await transfer.WaitForAsync(reference, CancellationToken.None);
         Assert.Equal(2, server.Requests);
         Assert.Equal(bytes, await File.ReadAllBytesAsync(fetched.File));
+    }
+
+    [Fact]
+    public async Task A_download_broken_off_goes_on_from_where_it_stopped()
+    {
+        var (file, expectedRoot) = await WriteSourceSnapshotAsync(entries: 3_000);
+        var bytes = await File.ReadAllBytesAsync(file);
+        var half = bytes.Length / 2;
+        string? secondRange = null;
+        await using var server = SnapshotServer.Start(async (context, attempt) =>
+        {
+            var response = context.Response;
+            if (attempt == 1)
+            {
+                // Half the file, then the connection breaks once the follower has written some of it.
+                response.SendChunked = false;
+                response.ContentLength64 = bytes.Length;
+                await response.OutputStream.WriteAsync(bytes.AsMemory(0, half));
+                await response.OutputStream.FlushAsync();
+                await WaitUntilAsync(() => Directory.EnumerateFiles(root.FullName, "fetch-*", SearchOption.AllDirectories).Any(f => new FileInfo(f).Length > 0));
+                response.Abort();
+                return;
+            }
+
+            // As ASP.NET Core's file results answer a range request.
+            secondRange = context.Request.Headers["Range"];
+            var from = long.Parse(secondRange!["bytes=".Length..^1], System.Globalization.CultureInfo.InvariantCulture);
+            response.StatusCode = 206;
+            response.Headers["Content-Range"] = $"bytes {from}-{bytes.Length - 1}/{bytes.Length}";
+            await response.OutputStream.WriteAsync(bytes.AsMemory((int)from));
+        });
+        using var transfer = NewTransfer(waitPerRequest: TimeSpan.FromSeconds(30));
+        var reference = ReferenceTo(server, bytes);
+
+        await Assert.ThrowsAnyAsync<Exception>(() => transfer.WaitForAsync(reference, CancellationToken.None));
+        var fetched = await transfer.WaitForAsync(reference, CancellationToken.None);
+
+        Assert.Equal(2, server.Requests);
+        Assert.StartsWith("bytes=", secondRange);
+        Assert.True(long.Parse(secondRange!["bytes=".Length..^1], System.Globalization.CultureInfo.InvariantCulture) > 0, $"the second request asked for {secondRange}");
+        Assert.Equal(bytes, await File.ReadAllBytesAsync(fetched.File));
+        Assert.Equal(expectedRoot, fetched.Tree.Root(3_000));
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (!condition())
+            await Task.Delay(10, timeout.Token);
     }
 
     private static async Task<FetchedSnapshot> WaitUntilReadyAsync(SnapshotTransfer transfer, SnapshotReference reference)
@@ -119,11 +169,11 @@ public sealed class SnapshotTransferTests : IDisposable
     private sealed class SnapshotServer : IAsyncDisposable
     {
         private readonly HttpListener listener = new();
-        private readonly Func<HttpListenerResponse, int, Task> respond;
+        private readonly Func<HttpListenerContext, int, Task> respond;
         private readonly Task serving;
         private int requests;
 
-        private SnapshotServer(Func<HttpListenerResponse, int, Task> respond)
+        private SnapshotServer(Func<HttpListenerContext, int, Task> respond)
         {
             this.respond = respond;
             Url = new Uri($"http://127.0.0.1:{FreePort()}/");
@@ -136,7 +186,7 @@ public sealed class SnapshotTransferTests : IDisposable
 
         public int Requests => Volatile.Read(ref requests);
 
-        public static SnapshotServer Start(Func<HttpListenerResponse, int, Task> respond) => new(respond);
+        public static SnapshotServer Start(Func<HttpListenerContext, int, Task> respond) => new(respond);
 
         private async Task ServeAsync()
         {
@@ -163,7 +213,7 @@ public sealed class SnapshotTransferTests : IDisposable
                     }
 
                     response.SendChunked = true;
-                    await respond(response, attempt);
+                    await respond(context, attempt);
                 });
             }
         }
