@@ -128,6 +128,7 @@ internal sealed partial class SnapshotTransfer : IDisposable
         var temporary = TakePartial(reference) ?? Path.Combine(directory.FullName, $"fetch-{Guid.NewGuid():N}{SnapshotDirectory.TemporarySuffix}");
         var projection = Path.ChangeExtension(temporary, null) + "-projection" + SnapshotDirectory.TemporarySuffix;
         var started = TimeProvider.System.GetTimestamp();
+        var resumable = true;
         try
         {
             using var stall = CancellationTokenSource.CreateLinkedTokenSource(token);
@@ -139,7 +140,10 @@ internal sealed partial class SnapshotTransfer : IDisposable
                 request.Headers.Range = new RangeHeaderValue(received, null);
             using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, stall.Token).ConfigureAwait(false);
             if (!response.IsSuccessStatusCode)
+            {
+                resumable = received == 0;
                 throw new IOException($"{reference.SourceNodeId} answered {(int)response.StatusCode} for snapshot {reference.Index}-{reference.Term}.");
+            }
 
             // The rest of a file a stalled or broken download left, if the member serves that range;
             // otherwise the whole file again.
@@ -178,6 +182,7 @@ internal sealed partial class SnapshotTransfer : IDisposable
 
             // Both files are flushed here, in the background: installing then flushes nothing large
             // inside the leader's request.
+            resumable = false;
             var tree = BuildTree(temporary, token);
             DiskFlush.File(temporary);
             File.Copy(temporary, projection, overwrite: true);
@@ -187,10 +192,11 @@ internal sealed partial class SnapshotTransfer : IDisposable
         }
         catch (Exception e)
         {
-            // What a broken connection or a stall left is kept for the next attempt to continue;
-            // a file that does not match, or a download given up, is not.
+            // What a broken connection or a stall left is kept for the next attempt to continue; a
+            // file that does not match, a whole file that could not be prepared, a range the member
+            // refused, or a download given up, is not.
             File.Delete(projection);
-            if (e is InvalidDataException || token.IsCancellationRequested || !KeepPartial(reference, temporary))
+            if (!resumable || e is InvalidDataException || token.IsCancellationRequested || !KeepPartial(reference, temporary))
                 File.Delete(temporary);
             if (e is not OperationCanceledException || !token.IsCancellationRequested)
                 LogFetchFailed(logger, reference.Index, reference.SourceNodeId, e.Message);
