@@ -90,15 +90,21 @@ internal sealed partial class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<
         await WaitFlushedAsync(LastEntryIndex, token).ConfigureAwait(false);
     }
 
-    private async Task WaitFlushedAsync(long index, CancellationToken token)
+    private Task WaitFlushedAsync(long index, CancellationToken token) => WaitForFlusherAsync(() => IsFlushedThrough(index), askForRound: null, token);
+
+    // Waits, a flush round at a time, until `reached` holds, asking the flusher for a round first
+    // whenever `askForRound` does; ends with an error if the flusher has failed.
+    private async Task WaitForFlusherAsync(Func<bool> reached, Func<bool>? askForRound, CancellationToken token)
     {
         while (true)
         {
             // Take the round to wait for before reading the state, so that no round's end is missed.
             var round = Volatile.Read(ref nextRound).Task;
-            if (IsFlushedThrough(index))
+            if (reached())
                 return;
             ThrowIfFlusherFailed();
+            if (askForRound?.Invoke() == true)
+                await FlushAsync(token).ConfigureAwait(false);
             try
             {
                 await round.WaitAsync(RecheckInterval, token).ConfigureAwait(false);
@@ -171,32 +177,15 @@ internal sealed partial class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<
         await AppendAsync(entry, startIndex, token).ConfigureAwait(false);
     }
 
-    private async Task WaitUntilFlusherIdleAsync(CancellationToken token)
-    {
-        while (true)
-        {
-            var round = Volatile.Read(ref nextRound).Task;
-            var snapshotIndex = stateMachine.Snapshot?.Index ?? 0;
-            var lastIndex = LastEntryIndex;
-            var entriesFlushed = lastIndex <= snapshotIndex || FirstUnflushedIndex(this) > lastIndex;
-            if (entriesFlushed && FlushedCommitIndex(this) == long.Max(snapshotIndex, LastCommittedEntryIndex))
-                return;
-            ThrowIfFlusherFailed();
+    // Entries not yet flushed are the flusher's already; a commit index not yet in the checkpoint
+    // may wait for the next commit, so the flusher is asked for a round (with every entry flushed,
+    // that returns without waiting).
+    private Task WaitUntilFlusherIdleAsync(CancellationToken token)
+        => WaitForFlusherAsync(() => EntriesFlushed() && FlushedCommitIndex(this) == long.Max(SnapshotIndex, LastCommittedEntryIndex), EntriesFlushed, token);
 
-            // Entries not yet flushed are the flusher's already; a commit index not yet in the
-            // checkpoint may wait for the next commit, so the flusher is asked for a round. With
-            // everything flushed, this returns without waiting.
-            if (entriesFlushed)
-                await FlushAsync(token).ConfigureAwait(false);
-            try
-            {
-                await round.WaitAsync(RecheckInterval, token).ConfigureAwait(false);
-            }
-            catch (TimeoutException)
-            {
-            }
-        }
-    }
+    private bool EntriesFlushed() => LastEntryIndex <= SnapshotIndex || FirstUnflushedIndex(this) > LastEntryIndex;
+
+    private long SnapshotIndex => stateMachine.Snapshot?.Index ?? 0;
 
     /// <summary>The most entry bytes one read for a consumer of entry contents returns (at least one entry).</summary>
     internal const long MaxBytesPerRead = 4 << 20;
@@ -213,7 +202,7 @@ internal sealed partial class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<
     /// <see cref="HeldSnapshotCountsAsReplicatedAsync"/>.
     /// </remarks>
     public new ValueTask<TResult> ReadAsync<TResult>(ILogEntryConsumer<IRaftLogEntry, TResult> reader, long startIndex, long endIndex, CancellationToken token = default)
-        => base.ReadAsync(reader.LogEntryMetadataOnly ? reader : new BoundedRead<TResult>(reader, ((IPersistentState)this).Term, logger), startIndex, endIndex, token);
+        => base.ReadAsync(reader.LogEntryMetadataOnly ? reader : new ReplicationRead<TResult>(reader, ((IPersistentState)this).Term, logger), startIndex, endIndex, token);
 
     /// <summary>
     /// A follower's refusal of a snapshot, counted as the snapshot replicated when the follower holds
@@ -248,7 +237,9 @@ internal sealed partial class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<
     [LoggerMessage(EventId = 1109, Level = LogLevel.Information, Message = "A follower refused the snapshot at Raft index {SnapshotIndex} as one it holds already; replication to it goes on after that index")]
     private static partial void LogSnapshotHeld(ILogger logger, long snapshotIndex);
 
-    private sealed class BoundedRead<TResult>(ILogEntryConsumer<IRaftLogEntry, TResult> reader, long leaderTerm, ILogger logger) : ILogEntryConsumer<IRaftLogEntry, TResult>
+    // A read for a leader's replication (or any consumer of entry contents): entries bounded in
+    // bytes, and a snapshot's answer passed through HeldSnapshotCountsAsReplicatedAsync.
+    private sealed class ReplicationRead<TResult>(ILogEntryConsumer<IRaftLogEntry, TResult> reader, long leaderTerm, ILogger logger) : ILogEntryConsumer<IRaftLogEntry, TResult>
     {
         public bool LogEntryMetadataOnly => false;
 
