@@ -253,8 +253,8 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         if (reference.Index != entry.Index || reference.Term != entry.Term)
             throw new InvalidDataException($"The snapshot reference names Raft index {reference.Index}, term {reference.Term}, but came for {entry.Index}, term {entry.Term}.");
 
-        // Installed already, though DotNext's log did not record it (its append failed after this
-        // returned): answered at once rather than fetched again.
+        // Installed already, though DotNext's log does not know it (the node stopped after the
+        // install and before DotNext's checkpoint named it): answered at once rather than fetched again.
         if (snapshot is { } held && held.Index == entry.Index && held.Term == entry.Term && AppliedRaftIndex >= entry.Index)
             return AppliedRaftIndex;
 

@@ -277,12 +277,7 @@ public sealed partial class LedgerStore : IDisposable
     internal void ResetToEmpty()
     {
         using var excluded = ExcludeReaders();
-        writer.Dispose();
-        SqliteConnection.ClearAllPools();
-        foreach (var suffix in new[] { string.Empty, "-wal", "-shm" })
-            File.Delete(path + suffix);
-        writer = Open();
-        Interlocked.Increment(ref membershipVersion);
+        Replace(() => File.Delete(path));
     }
 
     /// <summary>
