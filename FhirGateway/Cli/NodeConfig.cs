@@ -60,20 +60,19 @@ internal sealed record NodeConfig
     public NodeConfig WithEnvironment()
     {
         static string? Variable(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;
-        var snapshot = Variable("HEALTH_SNAPSHOT_INTERVAL");
-        var election = Variable("HEALTH_ELECTION_TIMEOUT");
+        static T? Number<T>(string name, T? otherwise)
+            where T : struct, IParsable<T>
+            => Variable(name) is not { } text ? otherwise
+                : T.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var number) ? number
+                : throw new CommandLineFailure($"{name} is not a number.");
         return this with
         {
             NodeId = Variable("HEALTH_NODE_ID") ?? NodeId,
             Http = Variable("HEALTH_HTTP") ?? Http,
             Data = Variable("HEALTH_DATA") ?? Data,
             Members = Variable("HEALTH_MEMBERS")?.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries) ?? Members,
-            SnapshotInterval = snapshot is null ? SnapshotInterval
-                : long.TryParse(snapshot, System.Globalization.CultureInfo.InvariantCulture, out var interval) ? interval
-                : throw new CommandLineFailure("HEALTH_SNAPSHOT_INTERVAL is not a number."),
-            ElectionTimeout = election is null ? ElectionTimeout
-                : int.TryParse(election, System.Globalization.CultureInfo.InvariantCulture, out var milliseconds) ? milliseconds
-                : throw new CommandLineFailure("HEALTH_ELECTION_TIMEOUT is not a number."),
+            SnapshotInterval = Number("HEALTH_SNAPSHOT_INTERVAL", SnapshotInterval),
+            ElectionTimeout = Number("HEALTH_ELECTION_TIMEOUT", ElectionTimeout),
             PseudonymKey = Variable("HEALTH_PSEUDONYM_KEY") ?? PseudonymKey,
             DevIssuerKey = Variable("HEALTH_DEV_ISSUER_KEY") ?? DevIssuerKey,
             TlsCert = Variable("HEALTH_TLS_CERT") ?? TlsCert,
