@@ -103,12 +103,7 @@ internal sealed partial class SnapshotTransfer : IDisposable
         lock (gate)
         {
             if (current is { } done && done.Reference.SameFileAs(reference))
-            {
-                if (done.Ready.IsCompletedSuccessfully)
-                    done.Ready.Result.Delete();
-                done.Cancellation.Dispose();
-                current = null;
-            }
+                Abandon();
         }
     }
 
