@@ -22,7 +22,7 @@ internal sealed class ProjectionReaders
     private Exclusion exclusion;
 
     /// <summary>Counts one more open connection, first waiting out a replacement in progress.</summary>
-    public void Enter()
+    private void Enter()
     {
         lock (sync)
         {
@@ -35,7 +35,7 @@ internal sealed class ProjectionReaders
     }
 
     /// <summary>Counts one connection closed.</summary>
-    public void Exit()
+    private void Exit()
     {
         HeldByThisFlow.Value = int.Max(0, HeldByThisFlow.Value - 1);
         lock (sync)
