@@ -46,8 +46,12 @@ public sealed record LedgerNodeOptions
     /// <summary>Most commands in one Raft entry.</summary>
     public int MaxBatchCommands { get; init; } = 1024;
 
-    /// <summary>Most batches being replicated at once from this node.</summary>
-    public int MaxBatchesInFlight { get; init; } = 4;
+    /// <summary>
+    /// Most batches being replicated at once from this node. One is the fastest at every load
+    /// measured (docs/PERFORMANCE.md): commands that arrive while a batch replicates leave together
+    /// in the next, so fewer and larger Raft entries carry them, each paying one round of flushes.
+    /// </summary>
+    public int MaxBatchesInFlight { get; init; } = 1;
 
     /// <summary>The clock the leader stamps entries with.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
