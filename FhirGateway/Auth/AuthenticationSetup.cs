@@ -34,9 +34,13 @@ public static class AuthenticationSetup
     public static IServiceCollection AddNodeAuthentication(this IServiceCollection services, IConfiguration configuration, DevTokenIssuer devIssuer)
     {
         var entra = configuration.GetSection("AzureAd");
+
+        // Decided once: the Entra scheme is registered (or not) at start-up, and looking the section
+        // up walked the configuration on every request.
+        var entraConfigured = entra.Exists();
         var authentication = services.AddAuthentication(Scheme);
         authentication.AddPolicyScheme(Scheme, "Bearer token", options => options.ForwardDefaultSelector =
-            context => entra.Exists() && !IsDevToken(context) ? EntraScheme : DevScheme);
+            context => entraConfigured && !IsDevToken(context) ? EntraScheme : DevScheme);
         authentication.AddJwtBearer(DevScheme, options =>
         {
             options.MapInboundClaims = false;
@@ -64,7 +68,7 @@ public static class AuthenticationSetup
             options.ExpireTimeSpan = TimeSpan.FromMinutes(30);
             options.SlidingExpiration = true;
         });
-        if (entra.Exists())
+        if (entraConfigured)
         {
             authentication.AddMicrosoftIdentityWebApi(entra, jwtBearerScheme: EntraScheme);
             services.Configure<JwtBearerOptions>(EntraScheme, options => options.Events.OnChallenge = ChallengeAsync);
