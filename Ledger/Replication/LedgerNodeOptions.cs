@@ -47,9 +47,10 @@ public sealed record LedgerNodeOptions
     public int MaxBatchCommands { get; init; } = 1024;
 
     /// <summary>
-    /// Most batches being replicated at once from this node. One is the fastest at every load
-    /// measured (docs/PERFORMANCE.md): commands that arrive while a batch replicates leave together
-    /// in the next, so fewer and larger Raft entries carry them, each paying one round of flushes.
+    /// Most batches being replicated at once from this node. One was the fastest at every load
+    /// measured but two clients, where more gained a sixth (docs/PERFORMANCE.md): commands that
+    /// arrive while a batch replicates leave together in the next, so fewer and larger Raft entries
+    /// carry them, each paying one round of flushes.
     /// </summary>
     public int MaxBatchesInFlight { get; init; } = 1;
 
