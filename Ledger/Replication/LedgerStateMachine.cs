@@ -26,11 +26,13 @@ namespace Health.Ledger.Replication;
 internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposable
 {
     /// <summary>
-    /// A snapshot copies the whole projection, so the next one waits until the ledger has grown by
-    /// at least this fraction (1/n) of its size at the last one: the copying per entry stays the
-    /// same however large the ledger gets, and the log keeps at most about a fifth of the entries.
+    /// A snapshot copies the whole projection on every node, so the next one waits until the ledger
+    /// has grown by at least this fraction (1/n) of its size at the last one: the copying per entry
+    /// stays the same however large the ledger gets. One (the ledger has doubled) makes it a copy's
+    /// worth per entry; a quarter cost four, a tenth of the nodes' CPU at 256 clients
+    /// (docs/PERFORMANCE.md). The log then keeps at most about half of the entries.
     /// </summary>
-    private const int GrowthBetweenSnapshots = 4;
+    private const int GrowthBetweenSnapshots = 1;
 
     private readonly LedgerStore store;
     private readonly MerkleTree tree;
@@ -229,7 +231,7 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
 
     /// <summary>
     /// Whether a snapshot is due: after <paramref name="interval"/> Raft entries, once the ledger has
-    /// also grown by a <see cref="GrowthBetweenSnapshots"/>th of its size at the last snapshot.
+    /// also grown by its size at the last snapshot (<see cref="GrowthBetweenSnapshots"/>).
     /// </summary>
     internal static bool IsSnapshotDue(long raftEntriesSinceLast, long interval, long treeSize, long treeSizeAtLast)
         => raftEntriesSinceLast >= interval && treeSize - treeSizeAtLast >= treeSizeAtLast / GrowthBetweenSnapshots;
