@@ -31,6 +31,9 @@ public static partial class NodeHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = 1024 * 1024;
+
+            // Which server software answers is of use to an attacker only.
+            kestrel.AddServerHeader = false;
             if (settings.Identity is { } identity)
             {
                 // Clinicians and patients connect without a client certificate; member-to-member

@@ -91,6 +91,7 @@ public sealed class ConsentPortalTests : IDisposable
         Assert.Contains("frame-ancestors 'none'", policy, StringComparison.Ordinal);
         Assert.Equal("DENY", response.Headers.GetValues("X-Frame-Options").Single());
         Assert.Equal("nosniff", response.Headers.GetValues("X-Content-Type-Options").Single());
+        Assert.False(response.Headers.Contains("Server"), "the response names the server software");
         var html = await response.Content.ReadAsStringAsync(timeout.Token);
         Assert.Contains("__RequestVerificationToken", html, StringComparison.Ordinal);
         Assert.DoesNotContain("<script", html, StringComparison.OrdinalIgnoreCase);
