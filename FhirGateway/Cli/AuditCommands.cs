@@ -47,7 +47,7 @@ internal static class AuditCommands
             kickOff.Headers.Add("Prefer", "respond-async");
             using var started = await Send(client, kickOff, cancel).ConfigureAwait(false);
             if (started.StatusCode != HttpStatusCode.Accepted || started.Content.Headers.ContentLocation is not { } status)
-                throw new CommandLineFailure($"The node refused the export: {(int)started.StatusCode} {await started.Content.ReadAsStringAsync(cancel).ConfigureAwait(false)}");
+                throw new CommandLineFailure($"The node refused the export: {await CliHttp.DescribeRefusalAsync(started, cancel).ConfigureAwait(false)}");
 
             JsonElement manifest = default;
             for (var attempt = 0; manifest.ValueKind == JsonValueKind.Undefined; attempt++)
@@ -58,7 +58,7 @@ internal static class AuditCommands
                 if (polled.StatusCode == HttpStatusCode.Accepted)
                     continue;
                 if (polled.StatusCode != HttpStatusCode.OK)
-                    throw new CommandLineFailure($"The export failed: {(int)polled.StatusCode} {await polled.Content.ReadAsStringAsync(cancel).ConfigureAwait(false)}");
+                    throw new CommandLineFailure($"The export failed: {await CliHttp.DescribeRefusalAsync(polled, cancel).ConfigureAwait(false)}");
                 manifest = await polled.Content.ReadFromJsonAsync<JsonElement>(cancel).ConfigureAwait(false);
             }
 

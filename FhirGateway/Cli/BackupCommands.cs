@@ -37,7 +37,7 @@ internal static class BackupCommands
             using (response)
             {
                 if (!response.IsSuccessStatusCode)
-                    throw new CommandLineFailure($"The node refused the backup: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancel).ConfigureAwait(false)}");
+                    throw new CommandLineFailure($"The node refused the backup: {await CliHttp.DescribeRefusalAsync(response, cancel).ConfigureAwait(false)}");
                 var target = result.GetValue(output)!;
                 var partial = target.FullName + ".partial";
                 var file = File.Create(partial);

@@ -139,11 +139,15 @@ internal static class Demo
             .FirstOrDefault();
     }
 
+    // The search names the patient's identifier, so a refusal is reported without the URL.
     private static async Task<string?> FirstPatientAsync(Uri search, string bearer, HttpMessageHandler handler, CancellationToken token)
     {
         using var client = new HttpClient(handler, disposeHandler: false);
         client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", bearer);
-        using var document = System.Text.Json.JsonDocument.Parse(await client.GetStringAsync(search, token).ConfigureAwait(false));
+        using var response = await client.GetAsync(search, token).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+            throw new InvalidOperationException($"The demo's clinician search for its sample patient on {search.Authority} was refused: {await CliHttp.DescribeRefusalAsync(response, token).ConfigureAwait(false)}");
+        using var document = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync(token).ConfigureAwait(false));
         return document.RootElement.TryGetProperty("entry", out var entries) && entries.GetArrayLength() > 0
             ? entries[0].GetProperty("resource").GetProperty("id").GetString()
             : null;

@@ -28,6 +28,7 @@ internal static class SampleLoader
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", bearerToken);
         var posts = plan.Sum(p => p.Nodes.Length);
         var failures = 0;
+        string? firstRefusal = null;
         await AnsiConsole.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
             .StartAsync(async context =>
@@ -41,13 +42,18 @@ internal static class SampleLoader
                         content.Headers.ContentType = new MediaTypeHeaderValue("application/fhir+json");
                         using var response = await client.PostAsync(fhirBases[node], content, token).ConfigureAwait(false);
                         if (!response.IsSuccessStatusCode)
+                        {
+                            // Bundle files are named after their patients: the refusal names the node only.
                             failures++;
+                            firstRefusal ??= $"to node {node + 1} ({fhirBases[node].Authority}): {await CliHttp.DescribeRefusalAsync(response, token).ConfigureAwait(false)}";
+                        }
+
                         task.Increment(1);
                     }
                 }
             }).ConfigureAwait(false);
         if (failures > 0)
-            AnsiConsole.MarkupLine($"[red]{failures} of {posts} bundle posts were refused.[/]");
+            AnsiConsole.MarkupLine($"[red]{failures} of {posts} bundle posts were refused; the first {Markup.Escape(firstRefusal!)}[/]");
         return failures;
     }
 
