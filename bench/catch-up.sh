@@ -2,8 +2,8 @@
 # Catch-up: node3 of a three-node loopback cluster is stopped, N entries are appended through
 # node1 (driven by `hey`, bounded count), node3 is started again, and the time until its applied
 # tree equals node1's is printed. With BEFORE, that many entries are appended first with every
-# node up, so node3 comes back with a large ledger and misses only the N (by log when N is under
-# a quarter of BEFORE, else by snapshot). Bounded: BEFORE + N appends, a 120 s wait.
+# node up, so node3 comes back with a large ledger and misses only the N (by log unless the leader
+# took a snapshot meanwhile, which it does once the ledger has doubled since its last one). Bounded: BEFORE + N appends, a 120 s wait.
 # Usage: bench/catch-up.sh [ENTRIES] [BEFORE]
 set -euo pipefail
 n=${1:-100000}

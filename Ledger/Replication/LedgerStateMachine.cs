@@ -29,7 +29,7 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     /// A snapshot copies the whole projection on every node, so the next one waits until the ledger
     /// has grown by at least this fraction (1/n) of its size at the last one: the copying per entry
     /// stays the same however large the ledger gets. One (the ledger has doubled) makes it a copy's
-    /// worth per entry; a quarter cost four, a tenth of the nodes' CPU at 256 clients
+    /// worth per entry; a quarter cost four, a sixth to a fifth of the nodes' CPU at 256 clients
     /// (docs/PERFORMANCE.md). The log then keeps at most about half of the entries.
     /// </summary>
     private const int GrowthBetweenSnapshots = 1;

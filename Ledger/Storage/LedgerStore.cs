@@ -222,8 +222,8 @@ public sealed partial class LedgerStore : IDisposable
             connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
             connection.Open();
 
-            // The copy reads every page once: mapped, they are read without a system call each.
-            connection.Execute("PRAGMA mmap_size = 2147418112");
+            // Not through a memory map: the mapped pages of the whole projection would count in the
+            // node's resident memory after each snapshot.
             transaction = connection.BeginTransaction(deferred: true);
 
             // A deferred transaction takes its snapshot at its first read: this one.
