@@ -76,4 +76,23 @@ public sealed class LedgerEntryTests
         Assert.Contains("required", registry.ValidateClientCommand(new LedgerCommand("OperatorNote", new Dictionary<string, string>())));
         Assert.Contains("written by the ledger", registry.ValidateClientCommand(new LedgerCommand("Checkpoint", new Dictionary<string, string>())));
     }
+
+    [Theory]
+    [InlineData("line\nbreak", false)]
+    [InlineData("tab\there", false)]
+    [InlineData("nul\0", false)]
+    [InlineData("delete\u007F", false)]
+    [InlineData("next line \u0085", false)]
+    [InlineData("last C1 \u009F", false)]
+    [InlineData("non-breaking\u00A0space, café, 東京", true)]
+    [InlineData("", true)]
+    public void Registry_refuses_field_values_with_control_characters(string topic, bool accepted)
+    {
+        var problem = new EntryKindRegistry().ValidateClientCommand(new LedgerCommand("OperatorNote", new Dictionary<string, string> { ["note"] = "n", ["topic"] = topic }));
+        Assert.Equal(topic.Any(char.IsControl), !accepted);
+        if (accepted)
+            Assert.Null(problem);
+        else
+            Assert.Contains("control characters", problem);
+    }
 }
