@@ -209,21 +209,32 @@ public sealed partial class LedgerStore : IDisposable
     /// Opens a read transaction on the projection as it is now, to copy it from later while the
     /// writer goes on applying (the projection is in WAL mode, so the reader keeps this state).
     /// </summary>
-    internal ProjectionCopy BeginCopy() => new(path);
+    /// <remarks>
+    /// The write-ahead log is first checkpointed into the database file as far as readers allow.
+    /// When all of it went in, the file alone is the projection at this moment, and it stays so
+    /// while the read transaction lasts: SQLite checkpoints no frame that a reader's snapshot does
+    /// not hold. The copy is then a plain file copy; otherwise it goes page by page through SQLite.
+    /// </remarks>
+    internal ProjectionCopy BeginCopy()
+    {
+        var (_, frames, checkpointed) = writer.QuerySingle<(int Busy, int Frames, int Checkpointed)>("PRAGMA wal_checkpoint(PASSIVE)");
+        return new(path, fileIsWhole: frames == checkpointed);
+    }
 
     /// <summary>A read transaction on the projection at one Raft index, from which a copy is written.</summary>
     internal sealed class ProjectionCopy : IDisposable
     {
+        private readonly string path;
+        private readonly bool fileIsWhole;
         private readonly SqliteConnection connection;
         private readonly SqliteTransaction transaction;
 
-        internal ProjectionCopy(string path)
+        internal ProjectionCopy(string path, bool fileIsWhole)
         {
+            this.path = path;
+            this.fileIsWhole = fileIsWhole;
             connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
             connection.Open();
-
-            // Not through a memory map: the mapped pages of the whole projection would count in the
-            // node's resident memory after each snapshot.
             transaction = connection.BeginTransaction(deferred: true);
 
             // A deferred transaction takes its snapshot at its first read: this one.
@@ -234,18 +245,24 @@ public sealed partial class LedgerStore : IDisposable
         public void WriteTo(string destination)
         {
             File.Delete(destination);
+            if (fileIsWhole)
+            {
+                // The kernel copies the file; no page passes through this process.
+                File.Copy(path, destination);
+            }
 
-            // SQLite's online backup copies pages as they are, where VACUUM INTO rebuilt every table
-            // and index: the copy costs a file copy, not a sort of the whole ledger. It reads through
-            // this connection's open transaction, so it sees exactly that state.
             using var copy = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = destination, Pooling = false }.ToString());
             copy.Open();
-
-            // A file being written under a temporary name needs neither a rollback journal nor
-            // SQLite's own flushes: an interrupted copy is deleted, and a finished one is flushed
-            // once, whole, before it is named (SnapshotDirectory).
-            copy.Execute("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF");
-            connection.BackupDatabase(copy);
+            if (!fileIsWhole)
+            {
+                // SQLite's online backup copies pages as they are, where VACUUM INTO rebuilt every
+                // table and index. It reads through this connection's open transaction, so it sees
+                // exactly that state. A file being written under a temporary name needs neither a
+                // rollback journal nor SQLite's own flushes: an interrupted copy is deleted, and a
+                // finished one is flushed once, whole, before it is named (SnapshotDirectory).
+                copy.Execute("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF");
+                connection.BackupDatabase(copy);
+            }
 
             // One self-contained file: whoever opens it, read-only included, needs no -wal or -shm beside it.
             copy.Execute("PRAGMA journal_mode = DELETE");
