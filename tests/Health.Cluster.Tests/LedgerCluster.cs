@@ -154,7 +154,8 @@ public sealed class LedgerCluster : IDisposable
         request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/fhir+json");
         request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", await MintTokenAsync("--role", "operator"));
         using var posted = await Client.SendAsync(request, token);
-        Assert.Equal(System.Net.HttpStatusCode.OK, posted.StatusCode);
+        if (posted.StatusCode != System.Net.HttpStatusCode.OK)
+            Assert.Fail($"{node.NodeId} answered the operator's bundle with {(int)posted.StatusCode}: {await posted.Content.ReadAsStringAsync(token)}{Environment.NewLine}{Diagnostics()}");
         var response = await posted.Content.ReadFromJsonAsync<JsonElement>(token);
         return response.GetProperty("entry").EnumerateArray()
             .Select(e => e.GetProperty("response").GetProperty("location").GetString()!)
