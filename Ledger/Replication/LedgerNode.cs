@@ -139,25 +139,28 @@ public sealed partial class LedgerNode : IAsyncDisposable
         var stateMachine = new LedgerStateMachine(snapshotDirectory, store, tree, options.SnapshotInterval, transfer, logger);
         if (store.SetAsideAs is { } damagedProjection)
             LogProjectionDamaged(logger, damagedProjection);
-        await stateMachine.RestoreAsync(token).ConfigureAwait(false);
         var logOptions = new WriteAheadLog.Options
         {
             Location = Path.Combine(root.FullName, "raft"),
             HashAlgorithm = WriteAheadLog.IntegrityHashAlgorithm.Crc32,
             ChunkSize = 1 << 20,
         };
+        await RestoreAsync(stateMachine, logOptions.Location, logger, token).ConfigureAwait(false);
         if (await LogIntegrityCheck.SetAsideIfDamagedAsync(logOptions, stateMachine, token).ConfigureAwait(false) is { } damagedLog)
             LogLogDamaged(logger, damagedLog);
         var log = new DurableWriteAheadLog(logOptions, stateMachine, logger);
 
         // The projection applies only flushed entries, so it can be ahead of the log only when log
         // files were lost or damaged. Its extra entries may not be the group's: rebuild it from the
-        // newest snapshot and the log rather than skip the group's entries and diverge.
+        // newest copy and the log, or take the ledger again from the group, rather than skip the
+        // group's entries and diverge.
         if (store.RaftIndex > log.LastEntryIndex)
         {
             LogProjectionAhead(logger, store.RaftIndex, log.LastEntryIndex);
+            await log.DisposeAsync().ConfigureAwait(false);
             stateMachine.ResetProjection();
-            await stateMachine.RestoreAsync(token).ConfigureAwait(false);
+            await RestoreAsync(stateMachine, logOptions.Location, logger, token).ConfigureAwait(false);
+            log = new DurableWriteAheadLog(logOptions, stateMachine, logger);
         }
 
         var self = options.Self;
@@ -192,6 +195,19 @@ public sealed partial class LedgerNode : IAsyncDisposable
         node.background = Task.WhenAll(node.RunAppenderAsync(node.lifetime.Token), node.RunCheckpointerAsync(node.lifetime.Token));
         LogStarted(logger, options.NodeId, self.RaftEndPoint, store.RaftIndex, node.Tree.Size);
         return node;
+    }
+
+    // A projection behind the compacted log (lost, or set aside as damaged) cannot be rebuilt from
+    // the log: the log is set aside too, and the node takes the ledger again from the group.
+    private static async Task RestoreAsync(LedgerStateMachine stateMachine, string logLocation, ILogger logger, CancellationToken token)
+    {
+        await stateMachine.RestoreAsync(token).ConfigureAwait(false);
+        if (!stateMachine.IsBehindCompactedLog)
+            return;
+        var aside = $"{logLocation}-behind-{DateTime.UtcNow:yyyyMMddTHHmmssZ}";
+        LogIntegrityCheck.MoveLog(logLocation, aside);
+        stateMachine.ForgetLedger();
+        LogProjectionBehind(logger, aside);
     }
 
     // Raft connections are mutual TLS both ways: each side presents its node certificate and accepts
@@ -317,10 +333,13 @@ public sealed partial class LedgerNode : IAsyncDisposable
     [LoggerMessage(EventId = 1010, Level = LogLevel.Warning, Message = "Shutdown: {Step} did not finish within {Seconds} s; the node stops without waiting for it")]
     private static partial void LogShutdownStepSlow(ILogger logger, string step, double seconds);
 
-    [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "The projection reached Raft index {ProjectionIndex} but the log kept only {LogIndex}; rebuilding the projection from the snapshot and the group")]
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "The projection reached Raft index {ProjectionIndex} but the log kept only {LogIndex}; rebuilding the projection from the newest snapshot copy and the group")]
     private static partial void LogProjectionAhead(ILogger logger, long projectionIndex, long logIndex);
 
-    [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "The ledger projection failed SQLite's integrity check and was moved to {Path}; it is rebuilt from the snapshots and the log")]
+    [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "The projection holds fewer entries than the Raft log was compacted to, and no snapshot copy holds them; the log was moved to {Path} and this node takes the ledger again from the group")]
+    private static partial void LogProjectionBehind(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "The ledger projection failed SQLite's integrity check and was moved to {Path}; it is rebuilt from a snapshot copy and the log, or taken again from the group")]
     private static partial void LogProjectionDamaged(ILogger logger, string path);
 
     [LoggerMessage(EventId = 1009, Level = LogLevel.Warning, Message = "The Raft log failed its integrity check and was moved to {Path}; this node receives the entries again from the group")]

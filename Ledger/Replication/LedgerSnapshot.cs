@@ -2,26 +2,32 @@ using System.Security.Cryptography;
 
 namespace Health.Ledger.Replication;
 
-/// <summary>A snapshot file: a copy of the projection at Raft index <see cref="Index"/>.</summary>
-internal sealed class LedgerSnapshot(FileInfo file, long index, long term)
+/// <summary>
+/// A snapshot at Raft index <see cref="Index"/>: the projection holds every entry up to it, on disk,
+/// so the log may drop them. A mark has no file; a copy of the projection made for a member that
+/// needs one (or fetched from the leader) has <see cref="File"/>, which holds the projection at
+/// <see cref="Index"/> or later.
+/// </summary>
+internal sealed class LedgerSnapshot(FileInfo? file, long index, long term)
 {
     private byte[]? sha256;
 
-    /// <summary>The snapshot file.</summary>
-    public FileInfo File => file;
+    /// <summary>The copy of the projection, or null for a mark.</summary>
+    public FileInfo? File => file;
 
-    /// <summary>Raft index of the last entry the snapshot holds.</summary>
+    /// <summary>Raft index of the last entry the snapshot covers.</summary>
     public long Index => index;
 
     /// <summary>Term of that entry.</summary>
     public long Term => term;
 
-    /// <summary>The file's SHA-256, read once (snapshot files never change once named).</summary>
+    /// <summary>The copy's SHA-256, read once (copies never change once named).</summary>
     public byte[] Sha256()
     {
         if (Volatile.Read(ref sha256) is { } known)
             return known;
-        using var stream = new FileStream(file.FullName, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16, FileOptions.SequentialScan);
+        var copy = file ?? throw new InvalidOperationException($"The snapshot at Raft index {index} is a mark; it has no file to hash.");
+        using var stream = new FileStream(copy.FullName, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16, FileOptions.SequentialScan);
         Volatile.Write(ref sha256, SHA256.HashData(stream));
         return sha256!;
     }

@@ -17,23 +17,17 @@ namespace Health.Ledger.Replication;
 /// waiting for their batch. Apply is deterministic, so every node reaches the same ledger.
 /// </summary>
 /// <remarks>
-/// The SQLite projection is durable by itself; a snapshot is a consistent copy of it taken at the
-/// exact Raft index that triggered it, which lets DotNext compact the write-ahead log and bring a
-/// lagging follower up to date by installing it. The copy is made in the background from a read
-/// transaction opened at that index, so applying goes on while it is written (DotNext's
-/// <c>SimpleStateMachine</c> held every apply until its snapshot was on disk).
+/// The SQLite projection is the state DotNext's snapshots stand for. Every
+/// <c>snapshotInterval</c> Raft entries the projection is flushed to disk and a mark records the
+/// Raft index it then holds: DotNext drops the log entries up to it. Nothing is copied for that.
+/// A copy of the projection is made only when a member needs one (a follower behind the compacted
+/// log, or one that starts empty): from a read transaction, in the background while applying goes
+/// on, holding the projection at the mark or later; the follower installs it and skips the log
+/// entries it already holds. A node whose projection is lost can no longer rebuild it from the
+/// log alone: it takes the ledger again from the group (<see cref="IsBehindCompactedLog"/>).
 /// </remarks>
 internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposable
 {
-    /// <summary>
-    /// A snapshot copies the whole projection on every node, so the next one waits until the ledger
-    /// has grown by at least this fraction (1/n) of its size at the last one: the copying per entry
-    /// stays the same however large the ledger gets. One (the ledger has doubled) makes it a copy's
-    /// worth per entry; a quarter cost four, a sixth to a fifth of the nodes' CPU at 256 clients
-    /// (docs/PERFORMANCE.md). The log then keeps at most about half of the entries.
-    /// </summary>
-    private const int GrowthBetweenSnapshots = 1;
-
     private readonly LedgerStore store;
     private readonly MerkleTree tree;
     private readonly long snapshotInterval;
@@ -41,11 +35,15 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     private readonly SnapshotTransfer transfer;
     private readonly ILogger logger;
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource<(long First, int Count)>> waiters = new();
+
+    // Held while an entry is applied: a copy's read transaction starts between two entries.
+    private readonly Lock applying = new();
+
+    // Guards the background work (one mark or copy at a time) and the published snapshot.
     private readonly Lock snapshotLock = new();
     private volatile SnapshotOffer? snapshot;
     private Task snapshotting = Task.CompletedTask;
     private long lastSnapshotRaftIndex;
-    private long lastSnapshotTreeSize;
     private long appliedRaftIndex;
 
     public LedgerStateMachine(DirectoryInfo snapshotLocation, LedgerStore store, MerkleTree tree, long snapshotInterval, SnapshotTransfer transfer, ILogger logger)
@@ -59,7 +57,6 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         appliedRaftIndex = store.RaftIndex;
         lastSnapshotRaftIndex = store.RaftIndex;
         ReloadTree();
-        lastSnapshotTreeSize = tree.Size;
     }
 
     /// <summary>Raft index of the last applied log entry.</summary>
@@ -80,10 +77,17 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     /// <summary>Stops waiting for a batch.</summary>
     public void ForgetBatch(Guid batchId) => waiters.TryRemove(batchId, out _);
 
-    /// <summary>The newest snapshot on disk; DotNext sends followers too far behind a reference to it.</summary>
+    /// <summary>The newest snapshot on disk; DotNext sends followers too far behind a reference to its copy.</summary>
     public ISnapshot? Snapshot => snapshot;
 
-    /// <summary>The snapshot file at <paramref name="index"/> and <paramref name="term"/>, if this node holds it (for members fetching it).</summary>
+    /// <summary>
+    /// Set by <see cref="RestoreAsync"/> when the projection holds fewer entries than the log was
+    /// compacted to and no copy covers them: the node must set its log aside, call
+    /// <see cref="ForgetLedger"/> and take the ledger again from the group.
+    /// </summary>
+    public bool IsBehindCompactedLog { get; private set; }
+
+    /// <summary>The copy of the snapshot at <paramref name="index"/> and <paramref name="term"/>, if this node holds one (for members fetching it).</summary>
     public FileInfo? FindSnapshot(long index, long term) => snapshots.Find(index, term)?.File;
 
     /// <inheritdoc/>
@@ -93,7 +97,9 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
             return InstallSnapshotAsync(entry, token);
         try
         {
-            ApplyCore(entry);
+            lock (applying)
+                ApplyCore(entry);
+            StartMarkIfDue(entry.Index, entry.Term);
             return ValueTask.FromResult(AppliedRaftIndex);
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -128,7 +134,6 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
 
         Volatile.Write(ref appliedRaftIndex, entry.Index);
         Applied?.Invoke(tree.Size);
-        StartSnapshotIfDue(entry.Index, entry.Term);
     }
 
     private void ApplyBatch(long raftIndex, CommandBatch batch)
@@ -181,38 +186,73 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
             waiter.TrySetResult(result);
     }
 
-    private void StartSnapshotIfDue(long raftIndex, long term)
+    // A mark costs a flush of what the projection committed since the last one, in the background;
+    // the entries it covers are dropped from DotNext's log once it is published.
+    private void StartMarkIfDue(long raftIndex, long term)
     {
-        if (!snapshotting.IsCompleted || !IsSnapshotDue(raftIndex - lastSnapshotRaftIndex, snapshotInterval, tree.Size, lastSnapshotTreeSize))
+        if (raftIndex - lastSnapshotRaftIndex < snapshotInterval || raftIndex != store.RaftIndex)
             return;
-
-        // The copy must reflect exactly this index: its read transaction starts here, before the
-        // next apply, and the pages are copied from it in the background.
-        var view = store.BeginCopy();
-        lastSnapshotRaftIndex = raftIndex;
-        lastSnapshotTreeSize = tree.Size;
-        var treeSize = tree.Size;
-
-        // Its own thread: the copy blocks on disk for a while and must not wait for a pool thread.
-        snapshotting = Task.Factory.StartNew(() => WriteSnapshot(view, raftIndex, term, treeSize), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        lock (snapshotLock)
+        {
+            if (!snapshotting.IsCompleted)
+                return;
+            lastSnapshotRaftIndex = raftIndex;
+            snapshotting = Task.Factory.StartNew(() => Mark(raftIndex, term), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
     }
 
-    private void WriteSnapshot(LedgerStore.ProjectionCopy view, long raftIndex, long term, long treeSize)
+    private void Mark(long raftIndex, long term)
     {
-        var started = Stopwatch.GetTimestamp();
         try
         {
-            var taken = snapshots.Write(raftIndex, term, view.WriteTo);
+            // Everything applied so far, the entry at raftIndex included, is committed in SQLite.
+            store.FlushCommitted();
+            Publish(snapshots.Mark(raftIndex, term));
+            LogMarked(logger, raftIndex);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The log keeps its entries until a later mark succeeds; nothing is lost.
+            LogSnapshotFailed(logger, raftIndex, e);
+        }
+    }
 
-            // Hashed here, in the background, rather than in the Raft request that first refers a follower to it.
+    // A member needs the newest snapshot's contents: the projection is copied as it is now, which
+    // holds the mark's entries and perhaps more, under the mark's name.
+    private void RequestCopy()
+    {
+        lock (snapshotLock)
+        {
+            if (!snapshotting.IsCompleted || snapshot is not { Snapshot.File: null } mark)
+                return;
+            snapshotting = Task.Factory.StartNew(() => WriteCopy(mark.Snapshot), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+    }
+
+    private void WriteCopy(LedgerSnapshot mark)
+    {
+        var started = Stopwatch.GetTimestamp();
+        LedgerStore.ProjectionCopy view;
+        long raftIndex, treeSize;
+        lock (applying)
+        {
+            view = store.BeginCopy();
+            (raftIndex, treeSize) = (store.RaftIndex, tree.Size);
+        }
+
+        try
+        {
+            var taken = snapshots.Write(mark.Index, mark.Term, view.WriteTo);
+
+            // Hashed here, in the background, rather than in the Raft request that refers a follower to it.
             taken.Sha256();
             Publish(taken);
-            LogSnapshot(logger, raftIndex, treeSize, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            LogSnapshotCopied(logger, mark.Index, raftIndex, treeSize, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
         {
-            // The log keeps its entries until a later snapshot succeeds; nothing is lost.
-            LogSnapshotFailed(logger, raftIndex, e);
+            // Asked for again with the leader's next request.
+            LogSnapshotFailed(logger, mark.Index, e);
         }
         finally
         {
@@ -224,17 +264,10 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     {
         lock (snapshotLock)
         {
-            if (snapshot is null || taken.Index > snapshot.Index)
-                snapshot = transfer.Offer(taken);
+            if (snapshot is null || taken.Index > snapshot.Index || (taken.Index == snapshot.Index && taken.File is not null))
+                snapshot = transfer.Offer(taken, RequestCopy);
         }
     }
-
-    /// <summary>
-    /// Whether a snapshot is due: after <paramref name="interval"/> Raft entries, once the ledger has
-    /// also grown by its size at the last snapshot (<see cref="GrowthBetweenSnapshots"/>).
-    /// </summary>
-    internal static bool IsSnapshotDue(long raftEntriesSinceLast, long interval, long treeSize, long treeSizeAtLast)
-        => raftEntriesSinceLast >= interval && treeSize - treeSizeAtLast >= treeSizeAtLast / GrowthBetweenSnapshots;
 
     // A follower too far behind receives a reference to the leader's snapshot as a log entry (a
     // member of an earlier version sends the whole file). While the file is still being fetched,
@@ -262,14 +295,15 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
 
         var fetched = await transfer.WaitForAsync(reference, token).ConfigureAwait(false);
 
-        // The projection is about to be replaced: a copy of it still being written finishes first,
-        // in a request of its own, so that this one answers within Raft's timeout.
-        if (!snapshotting.IsCompleted)
-            throw new SnapshotNotReadyException($"This node is still writing a snapshot of its own; the one at Raft index {reference.Index} is installed after it.");
         LedgerSnapshot installed;
         using (var excluded = store.TryExcludeReaders(transfer.WaitPerRequest)
             ?? throw new SnapshotNotReadyException($"Reads of the projection still running; the snapshot at Raft index {reference.Index} is installed once they end."))
+        lock (snapshotLock)
         {
+            // The projection is about to be replaced: a mark or copy of it still being written
+            // finishes first, in a request of its own, so that this one answers within Raft's timeout.
+            if (!snapshotting.IsCompleted)
+                throw new SnapshotNotReadyException($"This node is still writing a snapshot of its own; the one at Raft index {reference.Index} is installed after it.");
             try
             {
                 installed = snapshots.Adopt(fetched.File, entry.Index, entry.Term).WithKnownSha256(reference.Sha256);
@@ -294,29 +328,52 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     }
 
     /// <summary>
-    /// At start-up: finds the newest snapshot and, when it is ahead of the projection (a projection
-    /// lost or reset), replaces the projection with it.
+    /// At start-up: finds the newest snapshot and publishes it. The projection normally holds its
+    /// entries and more; one lost or set aside is replaced with the newest copy if that holds them,
+    /// and otherwise <see cref="IsBehindCompactedLog"/> is set.
     /// </summary>
     public ValueTask RestoreAsync(CancellationToken token)
     {
         snapshots.RemoveUnfinished();
-        if (snapshots.Newest() is { } newest)
+        if (snapshots.Newest() is not { } newest)
+            return ValueTask.CompletedTask;
+        if (store.RaftIndex < newest.Index)
         {
-            Publish(newest);
-            Restore(newest);
+            if (snapshots.NewestCopy() is not { } copy || LedgerStore.ReadRaftIndex(copy.File!.FullName) < newest.Index)
+            {
+                IsBehindCompactedLog = true;
+                return ValueTask.CompletedTask;
+            }
+
+            Restore(copy);
         }
 
+        Publish(newest);
+        lastSnapshotRaftIndex = long.Max(lastSnapshotRaftIndex, newest.Index);
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Empties the projection and deletes every snapshot, for a node that takes the ledger again
+    /// from the group (its log set aside): the leader then sends it a snapshot.
+    /// </summary>
+    public void ForgetLedger()
+    {
+        ResetProjection();
+        snapshots.RemoveAll();
+        snapshot = null;
+        IsBehindCompactedLog = false;
     }
 
     private void Restore(LedgerSnapshot from)
     {
         // At start-up the projection is usually ahead of the newest snapshot: keep it. Replace it
         // only when the snapshot is newer (installed from the leader, or a projection lost).
-        var snapshotRaftIndex = LedgerStore.ReadRaftIndex(from.File.FullName);
+        var file = from.File!.FullName;
+        var snapshotRaftIndex = LedgerStore.ReadRaftIndex(file);
         if (snapshotRaftIndex > store.RaftIndex)
         {
-            store.ReplaceWith(from.File.FullName);
+            store.ReplaceWith(file);
             ReloadTree();
             Installed(snapshotRaftIndex);
         }
@@ -327,7 +384,6 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     // The projection and the tree now hold a snapshot's entries.
     private void Installed(long snapshotRaftIndex)
     {
-        lastSnapshotTreeSize = tree.Size;
         lastSnapshotRaftIndex = long.Max(lastSnapshotRaftIndex, snapshotRaftIndex);
         Volatile.Write(ref appliedRaftIndex, store.RaftIndex);
         LogSnapshotInstalled(logger, snapshotRaftIndex, tree.Size);
@@ -355,8 +411,8 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     }
 
     /// <summary>
-    /// Forgets the projection: it holds entries the Raft log no longer has (the log's unflushed tail
-    /// was dropped at start-up), so it is rebuilt from the newest snapshot and the log.
+    /// Forgets the projection: it holds entries the Raft log no longer has (log files lost or set
+    /// aside), so it is rebuilt from the newest copy and the log, or taken again from the group.
     /// </summary>
     public void ResetProjection()
     {
@@ -364,7 +420,6 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         ReloadTree();
         Volatile.Write(ref appliedRaftIndex, 0);
         lastSnapshotRaftIndex = 0;
-        lastSnapshotTreeSize = 0;
     }
 
     private void ReloadTree()
@@ -380,12 +435,15 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     [LoggerMessage(EventId = 1104, Level = LogLevel.Critical, Message = "Applying Raft index {RaftIndex} failed; the node stops")]
     private static partial void LogApplyFailed(ILogger logger, long raftIndex, Exception exception);
 
-    [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Snapshot taken at Raft index {RaftIndex}, tree size {TreeSize}, written in the background in {Milliseconds} ms")]
-    private static partial void LogSnapshot(ILogger logger, long raftIndex, long treeSize, long milliseconds);
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Snapshot marked at Raft index {RaftIndex}: the projection holds it on disk, and the log drops the entries up to it")]
+    private static partial void LogMarked(ILogger logger, long raftIndex);
+
+    [LoggerMessage(EventId = 1111, Level = LogLevel.Information, Message = "Snapshot at Raft index {MarkIndex} copied for a member that needs it: the projection at Raft index {RaftIndex}, tree size {TreeSize}, in {Milliseconds} ms")]
+    private static partial void LogSnapshotCopied(ILogger logger, long markIndex, long raftIndex, long treeSize, long milliseconds);
 
     [LoggerMessage(EventId = 1103, Level = LogLevel.Information, Message = "Snapshot installed at Raft index {RaftIndex}, tree size {TreeSize}")]
     private static partial void LogSnapshotInstalled(ILogger logger, long raftIndex, long treeSize);
 
-    [LoggerMessage(EventId = 1105, Level = LogLevel.Warning, Message = "The snapshot at Raft index {RaftIndex} could not be written; the log keeps its entries until the next one")]
+    [LoggerMessage(EventId = 1105, Level = LogLevel.Warning, Message = "The snapshot at Raft index {RaftIndex} could not be written; the log keeps its entries until the next mark, and a copy is asked for again")]
     private static partial void LogSnapshotFailed(ILogger logger, long raftIndex, Exception exception);
 }

@@ -5,20 +5,24 @@ namespace Health.Ledger.Replication;
 
 /// <summary>
 /// The newest snapshot as DotNext sees it. What DotNext sends a follower too far behind is a
-/// <see cref="SnapshotReference"/> to the file on this member, not the file itself.
+/// <see cref="SnapshotReference"/> to a copy of the projection on this member, not the copy itself.
+/// A mark has no copy yet: the first send asks for one and fails, and DotNext's leader sends again
+/// (every heartbeat) until the copy is there and this offer has been replaced by one with the file.
 /// </summary>
 internal sealed class SnapshotOffer : ISnapshot
 {
     private readonly Lazy<byte[]> encoded;
+    private readonly Action requestCopy;
 
-    public SnapshotOffer(LedgerSnapshot snapshot, string nodeId, Uri httpUrl)
+    public SnapshotOffer(LedgerSnapshot snapshot, string nodeId, Uri httpUrl, Action requestCopy)
     {
         Snapshot = snapshot;
+        this.requestCopy = requestCopy;
         // Hashed when first sent: a node restarted with a large snapshot starts without reading it.
-        encoded = new(() => new SnapshotReference(nodeId, httpUrl, snapshot.Index, snapshot.Term, snapshot.File.Length, snapshot.Sha256()).Encode());
+        encoded = new(() => new SnapshotReference(nodeId, httpUrl, snapshot.Index, snapshot.Term, snapshot.File!.Length, snapshot.Sha256()).Encode());
     }
 
-    /// <summary>The snapshot file.</summary>
+    /// <summary>The snapshot: a mark, or a copy of the projection.</summary>
     public LedgerSnapshot Snapshot { get; }
 
     /// <inheritdoc/>
@@ -29,10 +33,18 @@ internal sealed class SnapshotOffer : ISnapshot
 
     bool IDataTransferObject.IsReusable => true;
 
-    long? IDataTransferObject.Length => encoded.Value.Length;
+    long? IDataTransferObject.Length => Encoded().Length;
 
     /// <inheritdoc/>
     public ValueTask WriteToAsync<TWriter>(TWriter writer, CancellationToken token)
         where TWriter : IAsyncBinaryWriter
-        => writer.Invoke(encoded.Value, token);
+        => writer.Invoke(Encoded(), token);
+
+    private byte[] Encoded()
+    {
+        if (Snapshot.File is not null)
+            return encoded.Value;
+        requestCopy();
+        throw new SnapshotNotReadyException($"The snapshot at Raft index {Snapshot.Index} is being copied for a member that needs it; it is sent once the copy is written.");
+    }
 }

@@ -56,8 +56,8 @@ internal sealed partial class SnapshotTransfer : IDisposable
 
     private sealed record Download(SnapshotReference Reference, Task<FetchedSnapshot> Ready, CancellationTokenSource Cancellation);
 
-    /// <summary>What DotNext sends for <paramref name="snapshot"/>: a reference to it on this member.</summary>
-    public SnapshotOffer Offer(LedgerSnapshot snapshot) => new(snapshot, nodeId, httpUrl);
+    /// <summary>What DotNext sends for <paramref name="snapshot"/>: a reference to its copy on this member, asked for with <paramref name="requestCopy"/> while there is none.</summary>
+    public SnapshotOffer Offer(LedgerSnapshot snapshot, Action requestCopy) => new(snapshot, nodeId, httpUrl, requestCopy);
 
     /// <summary>
     /// The snapshot <paramref name="reference"/> names, fetched and prepared, once it is ready. The

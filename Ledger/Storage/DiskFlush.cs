@@ -21,6 +21,23 @@ internal static unsafe class DiskFlush
         written.Flush(flushToDisk: true);
     }
 
+    /// <summary>
+    /// Flushes the contents of <paramref name="file"/> while another part of this process (SQLite)
+    /// has it open and writes it; nothing if there is no such file. Linux writes out every dirty
+    /// page of the file, whichever descriptor wrote it.
+    /// </summary>
+    public static void FileInUse(string file)
+    {
+        try
+        {
+            using var shared = new FileStream(file, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+            shared.Flush(flushToDisk: true);
+        }
+        catch (FileNotFoundException)
+        {
+        }
+    }
+
     /// <summary>Flushes <paramref name="directory"/> (on Linux; elsewhere the rename is left to the file system).</summary>
     public static void Directory(string directory)
     {

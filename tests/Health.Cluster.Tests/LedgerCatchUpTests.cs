@@ -28,8 +28,8 @@ public sealed class LedgerCatchUpTests
             await Task.CompletedTask;
         }, expectSnapshotInstall: true, tls: true, checkLeader: async (cluster, leader, token) =>
         {
-            // The leader's newest snapshot, asked for without a member's certificate.
-            var newest = Directory.EnumerateFiles(Path.Combine(leader.DataDirectory, "ledger", "snapshots"), "*-*").Select(Path.GetFileName).Max()!;
+            // The leader's snapshot (a mark: its name without ".mark"), asked for without a member's certificate.
+            var newest = Directory.EnumerateFiles(Path.Combine(leader.DataDirectory, "ledger", "snapshots"), "*-*").Select(Path.GetFileNameWithoutExtension).Max()!;
             using var refused = await cluster.Client.GetAsync(new Uri(leader.HttpUrl, $"/internal/ledger/snapshots/{newest}"), token);
             Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
         });
@@ -55,8 +55,10 @@ public sealed class LedgerCatchUpTests
         }, expectSnapshotInstall: true);
     }
 
+    // The follower's own snapshots are marks: without its projection, nothing on it holds the
+    // entries its log dropped, so it takes the ledger again from the group.
     [Fact]
-    public async Task Lost_projection_is_rebuilt_from_the_log_and_snapshots()
+    public async Task Lost_projection_is_taken_again_from_the_group()
     {
         await RunCatchUpAsync(async (cluster, follower, token) =>
         {
@@ -64,7 +66,7 @@ public sealed class LedgerCatchUpTests
             follower.Kill();
             foreach (var file in Directory.EnumerateFiles(Path.Combine(follower.DataDirectory, "ledger"), "ledger.db*"))
                 File.Delete(file);
-        }, expectSnapshotInstall: false);
+        }, expectSnapshotInstall: true, expectWarning: "this node takes the ledger again from the group");
     }
 
     [Fact]
@@ -87,7 +89,7 @@ public sealed class LedgerCatchUpTests
     }
 
     [Fact]
-    public async Task Corrupted_projection_is_rebuilt_from_the_log()
+    public async Task Corrupted_projection_is_set_aside_and_taken_again_from_the_group()
     {
         await RunCatchUpAsync(async (cluster, follower, token) =>
         {
@@ -99,7 +101,7 @@ public sealed class LedgerCatchUpTests
             var length = new FileInfo(database).Length;
             using var stream = new FileStream(database, FileMode.Open) { Position = length / 2 };
             stream.Write(Enumerable.Repeat((byte)0xA5, 16384).ToArray());
-        }, expectSnapshotInstall: false, expectWarning: "The ledger projection failed SQLite's integrity check");
+        }, expectSnapshotInstall: true, expectWarning: "The ledger projection failed SQLite's integrity check");
     }
 
     // Some entries first, so the follower has a log and snapshots of its own.
@@ -129,7 +131,7 @@ public sealed class LedgerCatchUpTests
                 await cluster.AppendAsync(leader, $"n{i}", token);
 
             var leaderStatus = (await cluster.TryStatusAsync(leader, token))!;
-            Assert.True(Directory.EnumerateFiles(Path.Combine(leader.DataDirectory, "ledger", "snapshots")).Any(), "the leader took no snapshot");
+            Assert.True(Directory.EnumerateFiles(Path.Combine(leader.DataDirectory, "ledger", "snapshots"), "*.mark").Any(), "the leader marked no snapshot");
             if (checkLeader is not null)
                 await checkLeader(cluster, leader, token);
 

@@ -1,4 +1,5 @@
 using Dapper;
+using DotNext.IO;
 using DotNext.Net.Cluster.Consensus.Raft;
 using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
 using Health.Ledger.Entries;
@@ -11,21 +12,24 @@ using Microsoft.Extensions.Logging;
 namespace Health.Ledger.Tests.Replication;
 
 /// <summary>
-/// Snapshots are copied from the projection in the background while entries go on being applied;
-/// each must still be the projection exactly at the Raft index it is named after.
+/// Snapshots are marks, taken without copying the projection; a copy is made only when a member
+/// asks for the snapshot's contents, in the background while entries go on being applied, and
+/// holds the projection at the mark's Raft index or later.
 /// </summary>
 public sealed class BackgroundSnapshotTests : IDisposable
 {
     private const int CommandsPerBatch = 10;
+    private const int Interval = 50;
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
     private readonly DirectoryInfo root = Directory.CreateTempSubdirectory("health-snapshots-");
     private readonly WarningCollector logger = new();
 
     // With a reader holding an old state, SQLite cannot checkpoint the whole write-ahead log into
-    // the database file, so the snapshot is copied page by page instead of as a file.
+    // the database file, so the copy is made page by page instead of as a file.
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task Every_snapshot_holds_the_projection_at_its_own_Raft_index_while_applying_goes_on(bool aReaderHoldsAnOldState)
+    public async Task A_copy_is_made_only_when_asked_for_and_holds_the_projection_at_the_mark_or_later(bool aReaderHoldsAnOldState)
     {
         using var store = new LedgerStore(Path.Combine(root.FullName, "ledger.db"), []);
         using var oldReader = store.OpenReader();
@@ -33,43 +37,153 @@ public sealed class BackgroundSnapshotTests : IDisposable
         if (aReaderHoldsAnOldState)
             Assert.Equal(0, oldReader.QuerySingle<long>("SELECT count(*) FROM entries", transaction: oldState));
         var tree = new MerkleTree(store.ReadLeafHashes);
-        var snapshots = root.CreateSubdirectory("snapshots");
-        var machine = new LedgerStateMachine(snapshots, store, tree, snapshotInterval: 50, SingleNodeApply.Transfer(snapshots), logger);
+        var machine = NewMachine(store, tree);
         await using (machine)
         {
             await machine.RestoreAsync(CancellationToken.None);
             var log = new WriteAheadLog(new WriteAheadLog.Options { Location = Path.Combine(root.FullName, "raft") }, machine);
             await using (log)
             {
-                var seen = new Dictionary<long, string>();
-                for (var i = 1; i <= 400; i++)
+                for (var i = 1; i <= 4 * Interval; i++)
+                    await AppendAsync(log, i);
+                await log.WaitForApplyAsync(4 * Interval);
+                await WaitUntilAsync(() => machine.Snapshot?.Index == 4 * Interval, () => $"no mark at {4 * Interval}; newest {machine.Snapshot?.Index}");
+
+                // Marks only, so far: nothing was copied.
+                var mark = (SnapshotOffer)machine.Snapshot!;
+                Assert.Null(mark.Snapshot.File);
+                Assert.Contains($"{4 * Interval}-1.mark", SnapshotFiles());
+                Assert.DoesNotContain(SnapshotFiles(), f => !f.EndsWith(".mark", StringComparison.Ordinal));
+
+                // A member asks for the contents, as DotNext's leader does when it sends the snapshot:
+                // refused until the copy is written, while applying goes on.
+                Assert.Throws<SnapshotNotReadyException>(() => ((IDataTransferObject)mark).Length);
+                var next = 4 * Interval;
+                var started = DateTime.UtcNow;
+                SnapshotOffer copied;
+                while ((copied = (SnapshotOffer)machine.Snapshot!).Snapshot.File is null)
                 {
-                    await log.AppendAsync(new BinaryLogEntry { Term = 1, Content = Batch(i).Encode() });
-                    await log.CommitAsync(i);
-                    if (machine.Snapshot is { } taken)
-                        seen[taken.Index] = ((SnapshotOffer)taken).Snapshot.File.FullName;
+                    Assert.True(DateTime.UtcNow - started < Patience, "no copy was made");
+                    await AppendAsync(log, ++next);
+                    try
+                    {
+                        _ = ((IDataTransferObject)machine.Snapshot!).Length;
+                    }
+                    catch (SnapshotNotReadyException)
+                    {
+                    }
                 }
 
-                await log.WaitForApplyAsync(400);
-                await machine.DisposeAsync(); // waits for a snapshot still being written
-                if (machine.Snapshot is { } last)
-                    seen[last.Index] = ((SnapshotOffer)last).Snapshot.File.FullName;
-
+                await log.WaitForApplyAsync(next);
                 Assert.Empty(logger.Warnings);
-                Assert.NotEmpty(seen);
-                var leaves = store.ReadLeafHashes().ToList();
-                foreach (var (index, file) in seen.Where(s => File.Exists(s.Value)))
-                {
-                    using var copy = new SqliteConnection($"Data Source={file};Mode=ReadOnly;Pooling=False");
-                    copy.Open();
-                    Assert.Equal(index, copy.QuerySingle<long>("SELECT raft_index FROM state"));
-                    var copied = copy.Query<byte[]>("SELECT leaf FROM entries ORDER BY idx").ToList();
-                    Assert.Equal(index * CommandsPerBatch, copied.Count);
-                    Assert.Equal(leaves.Take(copied.Count), copied);
-                }
 
-                Assert.True(machine.Snapshot!.Index > 50, $"only the first snapshot was taken (at {machine.Snapshot.Index}); applied {machine.AppliedRaftIndex}, tree {tree.Size}, store {store.RaftIndex}, files {string.Join(",", Directory.EnumerateFiles(Path.Combine(root.FullName, "snapshots")).Select(Path.GetFileName))}");
+                // What a follower is referred to: this member's copy, by length and hash.
+                var reference = SnapshotReference.TryDecode(await ((IDataTransferObject)copied).ToByteArrayAsync())!;
+                var file = copied.Snapshot.File!;
+                Assert.Equal((copied.Index, copied.Term, file.Length), (reference.Index, reference.Term, reference.Length));
+                Assert.Equal(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(file.FullName)), reference.Sha256);
+                Assert.Equal(file.FullName, machine.FindSnapshot(copied.Index, copied.Term)?.FullName);
+
+                // The copy is one consistent state of the projection, at the mark or later.
+                using var copy = new SqliteConnection($"Data Source={file.FullName};Mode=ReadOnly;Pooling=False");
+                copy.Open();
+                var raftIndex = copy.QuerySingle<long>("SELECT raft_index FROM state");
+                Assert.InRange(raftIndex, copied.Index, next);
+                var leaves = copy.Query<byte[]>("SELECT leaf FROM entries ORDER BY idx").ToList();
+                Assert.Equal(raftIndex * CommandsPerBatch, leaves.Count);
+                Assert.Equal(store.ReadLeafHashes().Take(leaves.Count), leaves);
             }
+        }
+    }
+
+    [Fact]
+    public async Task At_start_up_the_newest_mark_is_published_and_a_projection_behind_it_is_restored_from_a_copy_or_reported()
+    {
+        var path = Path.Combine(root.FullName, "ledger.db");
+        using (var store = new LedgerStore(path, []))
+        {
+            var machine = NewMachine(store, new MerkleTree(store.ReadLeafHashes));
+            await using (machine)
+            {
+                await machine.RestoreAsync(CancellationToken.None);
+                var log = new WriteAheadLog(new WriteAheadLog.Options { Location = Path.Combine(root.FullName, "raft") }, machine);
+                await using (log)
+                {
+                    for (var i = 1; i <= 2 * Interval; i++)
+                        await AppendAsync(log, i);
+                    await log.WaitForApplyAsync(2 * Interval);
+                    await WaitUntilAsync(() => machine.Snapshot?.Index == 2 * Interval, () => $"no mark at {2 * Interval}");
+                }
+            }
+        }
+
+        // Restarted with its projection: the mark is published again and the projection kept.
+        using (var store = new LedgerStore(path, []))
+        {
+            var machine = NewMachine(store, new MerkleTree(store.ReadLeafHashes));
+            await using (machine)
+            {
+                await machine.RestoreAsync(CancellationToken.None);
+                Assert.Equal(2 * Interval, machine.Snapshot?.Index);
+                Assert.False(machine.IsBehindCompactedLog);
+                Assert.Equal(2 * Interval, store.RaftIndex);
+            }
+        }
+
+        // The projection lost, marks only: nothing on this node holds the entries the log dropped.
+        SqliteConnection.ClearAllPools();
+        File.Copy(path, Path.Combine(root.FullName, "kept.db"));
+        foreach (var file in Directory.EnumerateFiles(root.FullName, "ledger.db*"))
+            File.Delete(file);
+        using (var store = new LedgerStore(path, []))
+        {
+            var machine = NewMachine(store, new MerkleTree(store.ReadLeafHashes));
+            await using (machine)
+            {
+                await machine.RestoreAsync(CancellationToken.None);
+                Assert.True(machine.IsBehindCompactedLog);
+                Assert.Null(machine.Snapshot);
+            }
+        }
+
+        // The projection lost, with a copy at the mark: the copy becomes the projection.
+        File.Copy(Path.Combine(root.FullName, "kept.db"), Path.Combine(root.FullName, "snapshots", $"{2 * Interval}-1"));
+        using (var store = new LedgerStore(path, []))
+        {
+            var tree = new MerkleTree(store.ReadLeafHashes);
+            var machine = NewMachine(store, tree);
+            await using (machine)
+            {
+                await machine.RestoreAsync(CancellationToken.None);
+                Assert.False(machine.IsBehindCompactedLog);
+                Assert.Equal(2 * Interval, store.RaftIndex);
+                Assert.Equal(2 * Interval * CommandsPerBatch, tree.Size);
+                Assert.NotNull(((SnapshotOffer)machine.Snapshot!).Snapshot.File);
+            }
+        }
+    }
+
+    private LedgerStateMachine NewMachine(LedgerStore store, MerkleTree tree)
+    {
+        var snapshots = root.CreateSubdirectory("snapshots");
+        return new LedgerStateMachine(snapshots, store, tree, snapshotInterval: Interval, SingleNodeApply.Transfer(snapshots), logger);
+    }
+
+    private static async Task AppendAsync(WriteAheadLog log, int number)
+    {
+        var index = await log.AppendAsync(new BinaryLogEntry { Term = 1, Content = Batch(number).Encode() });
+        await log.CommitAsync(index);
+    }
+
+    private string[] SnapshotFiles() => [.. Directory.EnumerateFiles(Path.Combine(root.FullName, "snapshots")).Select(f => Path.GetFileName(f)!)];
+
+    private static async Task WaitUntilAsync(Func<bool> reached, Func<string> otherwise)
+    {
+        var started = DateTime.UtcNow;
+        while (!reached())
+        {
+            Assert.True(DateTime.UtcNow - started < Patience, otherwise());
+            await Task.Delay(10);
         }
     }
 
