@@ -3,7 +3,8 @@
 # node1 (driven by `hey`, bounded count), node3 is started again, and the time until its applied
 # tree equals node1's is printed. With BEFORE, that many entries are appended first with every
 # node up, so node3 comes back with a large ledger and misses only the N (by log unless the leader
-# took a snapshot meanwhile, which it does once the ledger has doubled since its last one). Bounded: BEFORE + N appends, a 120 s wait.
+# marked a snapshot meanwhile, which it does every 2,048 Raft entries; then by a copy of the
+# leader's projection, made when node3 asks). Bounded: BEFORE + N appends, a 120 s wait.
 # Usage: bench/catch-up.sh [ENTRIES] [BEFORE]
 set -euo pipefail
 n=${1:-100000}
@@ -34,10 +35,11 @@ payload=$(printf 'x%.0s' $(seq 1 64))
 hey -n "$n" -c 256 -m POST -T application/json -d "{\"kind\":\"OperatorNote\",\"fields\":{\"note\":\"$payload\"}}" http://127.0.0.1:38581/ledger/entries | grep -E "Requests/sec|\[201\]"
 target=$(size 1)
 echo "node3 was stopped; node1 holds $target entries"
-echo "node1's newest snapshot: $(ls "$tmp/node1/ledger/snapshots" | sort -n | tail -1) ($(du -sh "$tmp/node1/ledger/snapshots" | cut -f1) in snapshots)"
+echo "node1's newest snapshot: $(ls "$tmp/node1/ledger/snapshots" | sort -n | tail -1)"
 started=$(date +%s.%N)
 start_node 3
 for _ in $(seq 1 1200); do [ "$(size 3)" -ge "$target" ] && break; sleep 0.1; done
+grep -E "copied for a member" "$tmp/node1.log" | sed "s/^/node1: /" || true
 grep -E "fetched from|Snapshot installed" "$tmp/node3.log" | sed "s/^/node3: /" || true
 finished=$(date +%s.%N)
 awk -v s="$started" -v f="$finished" -v t="$target" -v now="$(size 3)" 'BEGIN { printf "node3 caught up to %d entries (now %d) in %.1f s after its start, process start included\n", t, now, f - s }'

@@ -232,16 +232,16 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     private void WriteCopy(LedgerSnapshot mark)
     {
         var started = Stopwatch.GetTimestamp();
-        LedgerStore.ProjectionCopy view;
-        long raftIndex, treeSize;
-        lock (applying)
-        {
-            view = store.BeginCopy();
-            (raftIndex, treeSize) = (store.RaftIndex, tree.Size);
-        }
-
+        LedgerStore.ProjectionCopy? view = null;
         try
         {
+            long raftIndex, treeSize;
+            lock (applying)
+            {
+                view = store.BeginCopy();
+                (raftIndex, treeSize) = (store.RaftIndex, tree.Size);
+            }
+
             var taken = snapshots.Write(mark.Index, mark.Term, view.WriteTo);
 
             // Hashed here, in the background, rather than in the Raft request that refers a follower to it.
@@ -256,7 +256,7 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         }
         finally
         {
-            view.Dispose();
+            view?.Dispose();
         }
     }
 

@@ -47,12 +47,15 @@ public sealed class BackgroundSnapshotTests : IDisposable
                 for (var i = 1; i <= 4 * Interval; i++)
                     await AppendAsync(log, i);
                 await log.WaitForApplyAsync(4 * Interval);
-                await WaitUntilAsync(() => machine.Snapshot?.Index == 4 * Interval, () => $"no mark at {4 * Interval}; newest {machine.Snapshot?.Index}");
+
+                // A mark is skipped while the one before is still being written, so not every
+                // interval has one.
+                await WaitUntilAsync(() => machine.Snapshot?.Index > 2 * Interval, () => $"no mark after {2 * Interval}; newest {machine.Snapshot?.Index}");
 
                 // Marks only, so far: nothing was copied.
                 var mark = (SnapshotOffer)machine.Snapshot!;
                 Assert.Null(mark.Snapshot.File);
-                Assert.Contains($"{4 * Interval}-1.mark", SnapshotFiles());
+                Assert.Contains($"{mark.Index}-1.mark", SnapshotFiles());
                 Assert.DoesNotContain(SnapshotFiles(), f => !f.EndsWith(".mark", StringComparison.Ordinal));
 
                 // A member asks for the contents, as DotNext's leader does when it sends the snapshot:
@@ -100,6 +103,7 @@ public sealed class BackgroundSnapshotTests : IDisposable
     public async Task At_start_up_the_newest_mark_is_published_and_a_projection_behind_it_is_restored_from_a_copy_or_reported()
     {
         var path = Path.Combine(root.FullName, "ledger.db");
+        long marked;
         using (var store = new LedgerStore(path, []))
         {
             var machine = NewMachine(store, new MerkleTree(store.ReadLeafHashes));
@@ -112,9 +116,12 @@ public sealed class BackgroundSnapshotTests : IDisposable
                     for (var i = 1; i <= 2 * Interval; i++)
                         await AppendAsync(log, i);
                     await log.WaitForApplyAsync(2 * Interval);
-                    await WaitUntilAsync(() => machine.Snapshot?.Index == 2 * Interval, () => $"no mark at {2 * Interval}");
+                    await WaitUntilAsync(() => machine.Snapshot?.Index >= Interval, () => "no mark");
                 }
             }
+
+            // Disposing waits for a mark still being written.
+            marked = machine.Snapshot!.Index;
         }
 
         // Restarted with its projection: the mark is published again and the projection kept.
@@ -124,7 +131,7 @@ public sealed class BackgroundSnapshotTests : IDisposable
             await using (machine)
             {
                 await machine.RestoreAsync(CancellationToken.None);
-                Assert.Equal(2 * Interval, machine.Snapshot?.Index);
+                Assert.Equal(marked, machine.Snapshot?.Index);
                 Assert.False(machine.IsBehindCompactedLog);
                 Assert.Equal(2 * Interval, store.RaftIndex);
             }
@@ -147,7 +154,7 @@ public sealed class BackgroundSnapshotTests : IDisposable
         }
 
         // The projection lost, with a copy at the mark: the copy becomes the projection.
-        File.Copy(Path.Combine(root.FullName, "kept.db"), Path.Combine(root.FullName, "snapshots", $"{2 * Interval}-1"));
+        File.Copy(Path.Combine(root.FullName, "kept.db"), Path.Combine(root.FullName, "snapshots", $"{marked}-1"));
         using (var store = new LedgerStore(path, []))
         {
             var tree = new MerkleTree(store.ReadLeafHashes);
