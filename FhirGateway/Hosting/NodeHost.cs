@@ -24,7 +24,11 @@ public static partial class NodeHost
     public static async Task<WebApplication> StartAsync(NodeSettings settings, CancellationToken token, Action<ILoggingBuilder>? logging = null)
     {
         var dataLock = LockDataDirectory(settings.DataDirectory);
-        var builder = WebApplication.CreateSlimBuilder();
+        // Configuration comes from the command line, the environment and the node's config file
+        // (NodeConfig), read once. Reloading on change would watch the working directory, and
+        // everything under it, for edits: a node started in or above its data directory (the demo,
+        // a service run from /var/lib) would handle an event for each of its own writes.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
         builder.WebHost.UseUrls(settings.HttpUrl.ToString());
         if (settings.Identity is not null)
             builder.WebHost.UseKestrelHttpsConfiguration();
