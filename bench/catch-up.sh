@@ -39,7 +39,7 @@ echo "node1's newest snapshot: $(ls "$tmp/node1/ledger/snapshots" | sort -n | ta
 started=$(date +%s.%N)
 start_node 3
 for _ in $(seq 1 1200); do [ "$(size 3)" -ge "$target" ] && break; sleep 0.1; done
-grep -E "copied for a member" "$tmp/node1.log" | sed "s/^/node1: /" || true
+for i in 1 2; do grep -E "copied for a member" "$tmp/node$i.log" | sed "s/^/node$i: /" || true; done
 grep -E "fetched from|Snapshot installed" "$tmp/node3.log" | sed "s/^/node3: /" || true
 finished=$(date +%s.%N)
 awk -v s="$started" -v f="$finished" -v t="$target" -v now="$(size 3)" 'BEGIN { printf "node3 caught up to %d entries (now %d) in %.1f s after its start, process start included\n", t, now, f - s }'
