@@ -40,14 +40,9 @@ public sealed class BackgroundSnapshotTests : IDisposable
         var machine = NewMachine(store, tree);
         await using (machine)
         {
-            await machine.RestoreAsync(CancellationToken.None);
-            var log = new WriteAheadLog(new WriteAheadLog.Options { Location = Path.Combine(root.FullName, "raft") }, machine);
+            var log = await ApplyBatchesAsync(machine, 4 * Interval);
             await using (log)
             {
-                for (var i = 1; i <= 4 * Interval; i++)
-                    await AppendAsync(log, i);
-                await log.WaitForApplyAsync(4 * Interval);
-
                 // A mark is skipped while the one before is still being written, so not every
                 // interval has one.
                 await WaitUntilAsync(() => machine.Snapshot?.Index > 2 * Interval, () => $"no mark after {2 * Interval}; newest {machine.Snapshot?.Index}");
@@ -109,13 +104,9 @@ public sealed class BackgroundSnapshotTests : IDisposable
             var machine = NewMachine(store, new MerkleTree(store.ReadLeafHashes));
             await using (machine)
             {
-                await machine.RestoreAsync(CancellationToken.None);
-                var log = new WriteAheadLog(new WriteAheadLog.Options { Location = Path.Combine(root.FullName, "raft") }, machine);
+                var log = await ApplyBatchesAsync(machine, 2 * Interval);
                 await using (log)
                 {
-                    for (var i = 1; i <= 2 * Interval; i++)
-                        await AppendAsync(log, i);
-                    await log.WaitForApplyAsync(2 * Interval);
                     await WaitUntilAsync(() => machine.Snapshot?.Index >= Interval, () => "no mark");
                 }
             }
@@ -174,6 +165,17 @@ public sealed class BackgroundSnapshotTests : IDisposable
     {
         var snapshots = root.CreateSubdirectory("snapshots");
         return new LedgerStateMachine(snapshots, store, tree, snapshotInterval: Interval, SingleNodeApply.Transfer(snapshots), logger);
+    }
+
+    // Restores the state machine, opens its log and applies batches 1 to count through it.
+    private async Task<WriteAheadLog> ApplyBatchesAsync(LedgerStateMachine machine, int count)
+    {
+        await machine.RestoreAsync(CancellationToken.None);
+        var log = new WriteAheadLog(new WriteAheadLog.Options { Location = Path.Combine(root.FullName, "raft") }, machine);
+        for (var i = 1; i <= count; i++)
+            await AppendAsync(log, i);
+        await log.WaitForApplyAsync(count);
+        return log;
     }
 
     private static async Task AppendAsync(WriteAheadLog log, int number)
