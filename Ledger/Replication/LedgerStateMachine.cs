@@ -19,7 +19,9 @@ namespace Health.Ledger.Replication;
 /// <remarks>
 /// The SQLite projection is the state DotNext's snapshots stand for. Every
 /// <c>snapshotInterval</c> Raft entries the projection is flushed to disk and a mark records the
-/// Raft index it then holds: DotNext drops the log entries up to it. Nothing is copied for that.
+/// Raft index it then holds. Nothing is copied for that. DotNext is given the mark before the
+/// newest and drops the log entries up to it, so the log keeps at least an interval of entries: a
+/// follower that was away for less catches up from the log rather than by a copy of everything.
 /// A copy of the projection is made only when a member needs one (a follower behind the compacted
 /// log, or one that starts empty): from a read transaction, in the background while applying goes
 /// on, holding the projection at the mark or later; the follower installs it and skips the log
@@ -45,6 +47,9 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     private Task snapshotting = Task.CompletedTask;
     private long lastSnapshotRaftIndex;
     private long appliedRaftIndex;
+
+    // The newest mark, published once the next one is written.
+    private LedgerSnapshot? newestMark;
 
     public LedgerStateMachine(DirectoryInfo snapshotLocation, LedgerStore store, MerkleTree tree, long snapshotInterval, SnapshotTransfer transfer, ILogger logger)
     {
@@ -207,8 +212,9 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         {
             // Everything applied so far, the entry at raftIndex included, is committed in SQLite.
             store.FlushCommitted();
-            Publish(snapshots.Mark(raftIndex, term));
-            LogMarked(logger, raftIndex);
+            if (Interlocked.Exchange(ref newestMark, snapshots.Mark(raftIndex, term)) is { } previous)
+                Publish(previous);
+            LogMarked(logger, raftIndex, snapshot?.Index ?? 0);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -420,6 +426,7 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         ReloadTree();
         Volatile.Write(ref appliedRaftIndex, 0);
         lastSnapshotRaftIndex = 0;
+        newestMark = null;
     }
 
     private void ReloadTree()
@@ -435,8 +442,8 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     [LoggerMessage(EventId = 1104, Level = LogLevel.Critical, Message = "Applying Raft index {RaftIndex} failed; the node stops")]
     private static partial void LogApplyFailed(ILogger logger, long raftIndex, Exception exception);
 
-    [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Snapshot marked at Raft index {RaftIndex}: the projection holds it on disk, and the log drops the entries up to it")]
-    private static partial void LogMarked(ILogger logger, long raftIndex);
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Snapshot marked at Raft index {RaftIndex}: the projection holds it on disk; the log keeps the entries after the mark before it, at {CompactedTo}")]
+    private static partial void LogMarked(ILogger logger, long raftIndex, long compactedTo);
 
     [LoggerMessage(EventId = 1111, Level = LogLevel.Information, Message = "Snapshot at Raft index {MarkIndex} copied for a member that needs it: the projection at Raft index {RaftIndex}, tree size {TreeSize}, in {Milliseconds} ms")]
     private static partial void LogSnapshotCopied(ILogger logger, long markIndex, long raftIndex, long treeSize, long milliseconds);
