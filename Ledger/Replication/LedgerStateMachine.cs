@@ -51,6 +51,14 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     // The newest mark, published once the next one is written.
     private LedgerSnapshot? newestMark;
 
+    /// <summary>
+    /// How long after a member last asked for the published snapshot no newer mark replaces it. A
+    /// newer mark would send members still fetching (or waiting for the copy) to a copy that does
+    /// not exist yet, and they would start over; with marks closer together than a catch-up takes
+    /// (a large ledger, few appends per Raft entry), a follower would never catch up.
+    /// </summary>
+    internal static readonly TimeSpan SnapshotDemandWindow = TimeSpan.FromSeconds(10);
+
     public LedgerStateMachine(DirectoryInfo snapshotLocation, LedgerStore store, MerkleTree tree, long snapshotInterval, SnapshotTransfer transfer, ILogger logger)
     {
         this.store = store;
@@ -212,7 +220,7 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         {
             // Everything applied so far, the entry at raftIndex included, is committed in SQLite.
             store.FlushCommitted();
-            if (Interlocked.Exchange(ref newestMark, snapshots.Mark(raftIndex, term)) is { } previous)
+            if (Interlocked.Exchange(ref newestMark, snapshots.Mark(raftIndex, term)) is { } previous && snapshot?.IsInDemand(SnapshotDemandWindow) != true)
                 Publish(previous);
             LogMarked(logger, raftIndex, snapshot?.Index ?? 0);
         }

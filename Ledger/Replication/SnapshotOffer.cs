@@ -8,11 +8,15 @@ namespace Health.Ledger.Replication;
 /// <see cref="SnapshotReference"/> to a copy of the projection on this member, not the copy itself.
 /// A mark has no copy yet: the first send asks for one and fails, and DotNext's leader sends again
 /// (every heartbeat) until the copy is there and this offer has been replaced by one with the file.
+/// Each send is noted: while members keep asking, the state machine keeps this snapshot rather than
+/// publish a newer mark (<see cref="IsInDemand"/>).
 /// </summary>
 internal sealed class SnapshotOffer : ISnapshot
 {
     private readonly Lazy<byte[]> encoded;
     private readonly Action requestCopy;
+    // Environment.TickCount64 at the last send; 0 for none.
+    private long lastAsked;
 
     public SnapshotOffer(LedgerSnapshot snapshot, string nodeId, Uri httpUrl, Action requestCopy)
     {
@@ -40,8 +44,13 @@ internal sealed class SnapshotOffer : ISnapshot
         where TWriter : IAsyncBinaryWriter
         => writer.Invoke(Encoded(), token);
 
+    /// <summary>Whether a member asked for this snapshot's contents within the last <paramref name="window"/>.</summary>
+    public bool IsInDemand(TimeSpan window)
+        => Volatile.Read(ref lastAsked) is var asked and not 0 && Environment.TickCount64 - asked < (long)window.TotalMilliseconds;
+
     private byte[] Encoded()
     {
+        Volatile.Write(ref lastAsked, Environment.TickCount64);
         if (Snapshot.File is not null)
             return encoded.Value;
         requestCopy();
