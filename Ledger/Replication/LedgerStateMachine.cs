@@ -59,6 +59,12 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     /// </summary>
     internal static readonly TimeSpan SnapshotDemandWindow = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// The longest one snapshot is kept for members asking for it: a member that never finishes
+    /// installing must not stop the log's compaction. A million entries take a few seconds.
+    /// </summary>
+    internal static readonly TimeSpan SnapshotLongestHold = TimeSpan.FromMinutes(5);
+
     public LedgerStateMachine(DirectoryInfo snapshotLocation, LedgerStore store, MerkleTree tree, long snapshotInterval, SnapshotTransfer transfer, ILogger logger)
     {
         this.store = store;
@@ -220,7 +226,7 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         {
             // Everything applied so far, the entry at raftIndex included, is committed in SQLite.
             store.FlushCommitted();
-            if (Interlocked.Exchange(ref newestMark, snapshots.Mark(raftIndex, term)) is { } previous && snapshot?.IsInDemand(SnapshotDemandWindow) != true)
+            if (Interlocked.Exchange(ref newestMark, snapshots.Mark(raftIndex, term)) is { } previous && snapshot?.IsInDemand(SnapshotDemandWindow, SnapshotLongestHold) != true)
                 Publish(previous);
             LogMarked(logger, raftIndex, snapshot?.Index ?? 0);
         }

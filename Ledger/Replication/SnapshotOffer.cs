@@ -15,7 +15,8 @@ internal sealed class SnapshotOffer : ISnapshot
 {
     private readonly Lazy<byte[]> encoded;
     private readonly Action requestCopy;
-    // Environment.TickCount64 at the last send; 0 for none.
+    // Environment.TickCount64 at the first and the last send; 0 for none.
+    private long firstAsked;
     private long lastAsked;
 
     public SnapshotOffer(LedgerSnapshot snapshot, string nodeId, Uri httpUrl, Action requestCopy)
@@ -44,13 +45,24 @@ internal sealed class SnapshotOffer : ISnapshot
         where TWriter : IAsyncBinaryWriter
         => writer.Invoke(Encoded(), token);
 
-    /// <summary>Whether a member asked for this snapshot's contents within the last <paramref name="window"/>.</summary>
-    public bool IsInDemand(TimeSpan window)
-        => Volatile.Read(ref lastAsked) is var asked and not 0 && Environment.TickCount64 - asked < (long)window.TotalMilliseconds;
+    /// <summary>
+    /// Whether a member asked for this snapshot's contents within the last <paramref name="window"/>,
+    /// and first asked less than <paramref name="atMost"/> ago (a member that never finishes must not
+    /// hold the log's compaction for ever).
+    /// </summary>
+    public bool IsInDemand(TimeSpan window, TimeSpan atMost)
+    {
+        var now = Environment.TickCount64;
+        return Volatile.Read(ref lastAsked) is var last and not 0
+            && now - last < (long)window.TotalMilliseconds
+            && now - Volatile.Read(ref firstAsked) < (long)atMost.TotalMilliseconds;
+    }
 
     private byte[] Encoded()
     {
-        Volatile.Write(ref lastAsked, Environment.TickCount64);
+        var now = Environment.TickCount64;
+        Interlocked.CompareExchange(ref firstAsked, now, 0);
+        Volatile.Write(ref lastAsked, now);
         if (Snapshot.File is not null)
             return encoded.Value;
         requestCopy();
