@@ -8,9 +8,18 @@
 # With --profile, node1 is traced (dotnet-trace, sampled thread time) during the warm sequential pass and
 # the share of the ingest handler's time spent in cryptography (the encryption on/off question),
 # SQLite and Firely's JSON is printed.
-# Usage: bench/ingest.sh [--profile] [SAMPLE_FOLDER]
+# With --steady N, N more passes with 4 bundles in flight follow, and their median is printed too:
+# the rate once the JIT has compiled the ingest path, which the first passes are still doing.
+# Usage: bench/ingest.sh [--profile] [--steady N] [SAMPLE_FOLDER]
 set -euo pipefail
-profile=false; if [ "${1:-}" = "--profile" ]; then profile=true; shift; fi
+profile=false; steady=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile) profile=true; shift ;;
+    --steady) steady=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
 trace_tool=$(command -v dotnet-trace || echo "$HOME/.dotnet/tools/dotnet-trace")
 if $profile && [ ! -x "$trace_tool" ]; then echo "--profile needs dotnet-trace: dotnet tool install --global dotnet-trace" >&2; exit 1; fi
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/.." && pwd)
@@ -63,3 +72,7 @@ if $profile; then
 fi
 for run in 1 2 3; do pass "warm, 4 in flight ($run)" 4; done
 echo "median: one at a time $(median "warm, one") resources/s, 4 in flight $(median "warm, 4") resources/s"
+if [ "$steady" -gt 0 ]; then
+  for run in $(seq 1 "$steady"); do pass "steady, 4 in flight ($run)" 4; done
+  echo "median of the $steady steady passes: $(grep '^steady' "$tmp/rates" | awk '{ print $(NF-1) }' | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }') resources/s"
+fi
