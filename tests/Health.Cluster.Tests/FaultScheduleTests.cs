@@ -129,7 +129,7 @@ public sealed class FaultScheduleTests(ITestOutputHelper output)
         {
             // A schedule that fails may not come back with its seed (timing decides much of it): keep the logs and projections.
             cluster.KeepData = true;
-            throw new InvalidOperationException($"seed {seed}, schedule: {string.Join("; ", schedule)}, data kept in {cluster.Root}\n{cluster.Diagnostics()}", e);
+            throw new InvalidOperationException($"seed {seed}, schedule: {string.Join("; ", schedule)}, data kept in {cluster.Root}\n{await cluster.DiagnosticsWithStatusAsync()}", e);
         }
     }
 }

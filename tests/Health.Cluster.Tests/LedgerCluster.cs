@@ -261,6 +261,33 @@ public sealed class LedgerCluster : IDisposable
 
     public string Diagnostics() => string.Join("\n", Nodes.Select(n => $"--- {n.NodeId} ---\n{n.Output}"));
 
+    /// <summary>
+    /// <see cref="Diagnostics"/> with what each running node says of itself now (its ledger status
+    /// and its readiness, with the reasons it is not ready), for a failure that left the group stuck.
+    /// </summary>
+    public async Task<string> DiagnosticsWithStatusAsync()
+    {
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
+        var states = new List<string>();
+        foreach (var node in Nodes.Where(n => n.IsRunning))
+        {
+            foreach (var path in new[] { "/ledger/status", "/readyz" })
+            {
+                try
+                {
+                    using var response = await client.GetAsync(new Uri(node.HttpUrl, path));
+                    states.Add($"{node.NodeId} {path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    states.Add($"{node.NodeId} {path}: no answer ({e.GetType().Name})");
+                }
+            }
+        }
+
+        return $"{string.Join("\n", states)}\n{Diagnostics()}";
+    }
+
     /// <summary>Leaves the nodes' data directories behind when disposed, for a failure to be examined.</summary>
     public bool KeepData { get; set; }
 
