@@ -202,7 +202,7 @@ public sealed partial class LedgerNode
             OnRetry = args =>
             {
                 if (args.AttemptNumber % 10 == 9)
-                    LogAppendRetrying(logger, args.AttemptNumber + 1, args.Outcome.Exception?.GetType().Name);
+                    LogAppendRetrying(logger, args.AttemptNumber + 1, args.Outcome.Exception is { } e ? $"{e.GetType().Name}: {e.Message}" : null);
                 return ValueTask.CompletedTask;
             },
         })
@@ -210,6 +210,8 @@ public sealed partial class LedgerNode
 
     private sealed record PendingAppend(LedgerCommand Command, TaskCompletionSource<AppendResult> Completion);
 
+    // The failure's message is this node's own text or a connection error naming a member's
+    // address; a command's fields never reach it.
     [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "Append still not accepted after {Attempts} attempts ({Failure})")]
     private static partial void LogAppendRetrying(ILogger logger, int attempts, string? failure);
 }
