@@ -201,8 +201,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
     // the log: the log is set aside too, and the node takes the ledger again from the group.
     private static async Task RestoreAsync(LedgerStateMachine stateMachine, string logLocation, ILogger logger, CancellationToken token)
     {
-        await stateMachine.RestoreAsync(token).ConfigureAwait(false);
-        if (!stateMachine.IsBehindCompactedLog)
+        if (await stateMachine.RestoreAsync(token).ConfigureAwait(false))
             return;
         var aside = $"{logLocation}-behind-{DateTime.UtcNow:yyyyMMddTHHmmssZ}";
         LogIntegrityCheck.MoveLog(logLocation, aside);

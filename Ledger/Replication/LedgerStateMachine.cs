@@ -26,7 +26,7 @@ namespace Health.Ledger.Replication;
 /// log, or one that starts empty): from a read transaction, in the background while applying goes
 /// on, holding the projection at the mark or later; the follower installs it and skips the log
 /// entries it already holds. A node whose projection is lost can no longer rebuild it from the
-/// log alone: it takes the ledger again from the group (<see cref="IsBehindCompactedLog"/>).
+/// log alone: it takes the ledger again from the group (<see cref="RestoreAsync"/>).
 /// </remarks>
 internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposable
 {
@@ -98,13 +98,6 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
 
     /// <summary>The newest snapshot on disk; DotNext sends followers too far behind a reference to its copy.</summary>
     public ISnapshot? Snapshot => snapshot;
-
-    /// <summary>
-    /// Set by <see cref="RestoreAsync"/> when the projection holds fewer entries than the log was
-    /// compacted to and no copy covers them: the node must set its log aside, call
-    /// <see cref="ForgetLedger"/> and take the ledger again from the group.
-    /// </summary>
-    public bool IsBehindCompactedLog { get; private set; }
 
     /// <summary>The copy of the snapshot at <paramref name="index"/> and <paramref name="term"/>, if this node holds one (for members fetching it).</summary>
     public FileInfo? FindSnapshot(long index, long term) => snapshots.Find(index, term)?.File;
@@ -349,28 +342,28 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
 
     /// <summary>
     /// At start-up: finds the newest snapshot and publishes it. The projection normally holds its
-    /// entries and more; one lost or set aside is replaced with the newest copy if that holds them,
-    /// and otherwise <see cref="IsBehindCompactedLog"/> is set.
+    /// entries and more; one lost or set aside is replaced with the newest copy if that holds them.
     /// </summary>
-    public ValueTask RestoreAsync(CancellationToken token)
+    /// <returns>
+    /// False when the projection holds fewer entries than the log was compacted to and no copy
+    /// holds them: nothing is published, and the node must set its log aside, call
+    /// <see cref="ForgetLedger"/> and take the ledger again from the group.
+    /// </returns>
+    public ValueTask<bool> RestoreAsync(CancellationToken token)
     {
         snapshots.RemoveUnfinished();
         if (snapshots.Newest() is not { } newest)
-            return ValueTask.CompletedTask;
+            return ValueTask.FromResult(true);
         if (store.RaftIndex < newest.Index)
         {
             if (snapshots.NewestCopy() is not { } copy || LedgerStore.ReadRaftIndex(copy.File!.FullName) < newest.Index)
-            {
-                IsBehindCompactedLog = true;
-                return ValueTask.CompletedTask;
-            }
-
+                return ValueTask.FromResult(false);
             Restore(copy);
         }
 
         Publish(newest);
         lastSnapshotRaftIndex = long.Max(lastSnapshotRaftIndex, newest.Index);
-        return ValueTask.CompletedTask;
+        return ValueTask.FromResult(true);
     }
 
     /// <summary>
@@ -382,7 +375,6 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         ResetProjection();
         snapshots.RemoveAll();
         snapshot = null;
-        IsBehindCompactedLog = false;
     }
 
     private void Restore(LedgerSnapshot from)

@@ -131,9 +131,8 @@ public sealed class BackgroundSnapshotTests : IDisposable
             var machine = NewMachine(store, new MerkleTree(store.ReadLeafHashes));
             await using (machine)
             {
-                await machine.RestoreAsync(CancellationToken.None);
+                Assert.True(await machine.RestoreAsync(CancellationToken.None));
                 Assert.Equal(marked, machine.Snapshot?.Index);
-                Assert.False(machine.IsBehindCompactedLog);
                 Assert.Equal(4 * Interval, store.RaftIndex);
             }
         }
@@ -148,8 +147,7 @@ public sealed class BackgroundSnapshotTests : IDisposable
             var machine = NewMachine(store, new MerkleTree(store.ReadLeafHashes));
             await using (machine)
             {
-                await machine.RestoreAsync(CancellationToken.None);
-                Assert.True(machine.IsBehindCompactedLog);
+                Assert.False(await machine.RestoreAsync(CancellationToken.None));
                 Assert.Null(machine.Snapshot);
             }
         }
@@ -162,8 +160,7 @@ public sealed class BackgroundSnapshotTests : IDisposable
             var machine = NewMachine(store, tree);
             await using (machine)
             {
-                await machine.RestoreAsync(CancellationToken.None);
-                Assert.False(machine.IsBehindCompactedLog);
+                Assert.True(await machine.RestoreAsync(CancellationToken.None));
                 Assert.Equal(4 * Interval, store.RaftIndex);
                 Assert.Equal(4 * Interval * CommandsPerBatch, tree.Size);
                 Assert.NotNull(((SnapshotOffer)machine.Snapshot!).Snapshot.File);
