@@ -14,24 +14,23 @@ internal static unsafe class DiskFlush
 {
     private const int OpenReadOnly = 0, OpenDirectory = 0x10000;
 
-    /// <summary>Flushes the contents of <paramref name="file"/>, written and closed before.</summary>
+    /// <summary>
+    /// Flushes the contents of <paramref name="file"/>, written before, even while another part of
+    /// this process (SQLite) has it open and writes it: Linux writes out every dirty page of the
+    /// file, whichever descriptor wrote it.
+    /// </summary>
     public static void File(string file)
     {
-        using var written = new FileStream(file, FileMode.Open, FileAccess.ReadWrite);
+        using var written = new FileStream(file, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
         written.Flush(flushToDisk: true);
     }
 
-    /// <summary>
-    /// Flushes the contents of <paramref name="file"/> while another part of this process (SQLite)
-    /// has it open and writes it; nothing if there is no such file. Linux writes out every dirty
-    /// page of the file, whichever descriptor wrote it.
-    /// </summary>
+    /// <summary>Flushes <paramref name="file"/> like <see cref="File"/>; nothing if there is no such file.</summary>
     public static void FileInUse(string file)
     {
         try
         {
-            using var shared = new FileStream(file, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
-            shared.Flush(flushToDisk: true);
+            File(file);
         }
         catch (FileNotFoundException)
         {
