@@ -57,7 +57,12 @@ internal static class BackupCommands
         var file = new Argument<FileInfo>("file") { Description = "A backup made by `health-node backup`." };
         var data = new Option<DirectoryInfo>("--data") { Description = "An empty data directory to restore into.", Required = true };
         var masterKey = new Option<FileInfo>("--master-key") { Description = "The node's master key file (base64); HEALTH_MASTER_KEY may give it instead." };
-        var command = new Command("restore", "Restore a backup into an empty data directory; then start the node on it with `run`.") { file, data, masterKey };
+        var newGroup = new Option<bool>("--new-group")
+        {
+            Description = "Every member of the group is restored from this same backup and starts a new Raft log. "
+                + "Without it the node rejoins its running group and votes again once it has caught up.",
+        };
+        var command = new Command("restore", "Restore a backup into an empty data directory; then start the node on it with `run`.") { file, data, masterKey, newGroup };
         command.SetAction(result =>
         {
             var backup = result.GetValue(file)!;
@@ -79,7 +84,7 @@ internal static class BackupCommands
 
             try
             {
-                var manifest = NodeBackup.Restore(backup.FullName, result.GetValue(data)!.FullName, key);
+                var manifest = NodeBackup.Restore(backup.FullName, result.GetValue(data)!.FullName, key, result.GetValue(newGroup));
                 Console.WriteLine($"Restored {manifest.TreeSize} ledger entries and the records of {manifest.Node} (taken {manifest.Taken:u}) into {result.GetValue(data)!.FullName}");
             }
             catch (Exception e) when (e is InvalidOperationException or InvalidDataException or IOException)

@@ -45,6 +45,8 @@ internal static class StatusCommand
             table.AddRow(Text(status, "nodeId"), Text(status, "role"), Text(status, "term"), Text(status, "leaderId"), Text(status, "commitIndex"),
                 Text(status, "appliedIndex"), Text(status, "treeSize"), Text(status, "latestCheckpointIndex"), Text(ready, "status"), Text(ready, "resources"), Text(ready, "patients"));
             AnsiConsole.Write(table);
+            if (status.TryGetProperty("recovering", out var recovering) && recovering.ValueKind == JsonValueKind.True)
+                AnsiConsole.MarkupLine("This node lost its Raft log and is catching up: it neither votes nor stands for election until then.");
             var members = new Table().AddColumns("member", "raft", "http", "state", "leader");
             foreach (var member in status.GetProperty("members").EnumerateArray())
                 members.AddRow(Text(member, "nodeId"), Text(member, "raftEndPoint"), Text(member, "httpUrl"), Text(member, "status"), Text(member, "isLeader"));

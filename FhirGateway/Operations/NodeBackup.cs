@@ -63,8 +63,16 @@ public static class NodeBackup
     /// position: replayed log entries are recognised by their batch ids and skipped, so the node
     /// can rejoin its group, or a whole group restored from one backup can start a new log.
     /// </summary>
+    /// <param name="backupFile">A file written by <see cref="WriteAsync"/>.</param>
+    /// <param name="dataDirectory">An empty data directory.</param>
+    /// <param name="masterKey">The node's master key.</param>
+    /// <param name="newGroup">
+    /// Whether every member of the group is restored from this same backup to start a new Raft log.
+    /// Otherwise the node rejoins its running group, and until it has caught up with it, neither
+    /// votes nor stands for election (<see cref="RaftStateLoss"/>).
+    /// </param>
     /// <exception cref="InvalidOperationException">The directory is not empty, the file is not a backup, or the master key does not open its records.</exception>
-    public static Manifest Restore(string backupFile, string dataDirectory, byte[] masterKey)
+    public static Manifest Restore(string backupFile, string dataDirectory, byte[] masterKey, bool newGroup)
     {
         if (Directory.Exists(dataDirectory) && Directory.EnumerateFileSystemEntries(dataDirectory).Any())
             throw new InvalidOperationException($"{dataDirectory} is not empty; restore into an empty data directory.");
@@ -87,6 +95,8 @@ public static class NodeBackup
         }
 
         CheckMasterKey(records, masterKey);
+        if (!newGroup)
+            RaftStateLoss.Mark(Path.GetDirectoryName(ledger)!, $"restored from a backup of {manifest.Node} taken {manifest.Taken:u}");
         var keys = Directory.CreateDirectory(Path.Combine(dataDirectory, "keys"));
         Health.Ledger.Storage.KeyFiles.ReadOrCreate(Path.Combine(keys.FullName, "master.key"), () => Convert.ToBase64String(masterKey));
         return manifest;

@@ -28,6 +28,12 @@ public static class LedgerEntryKinds
     public static readonly EntryKind MemberRemoved = EntryKind.Create("MemberRemoved", ["nodeId"], clientAppendable: false);
 
     /// <summary>
+    /// A member that had lost its Raft log (restored from a backup, or its log damaged or set aside)
+    /// holds the group's log again up to this entry; from here on it votes and may lead again.
+    /// </summary>
+    public static readonly EntryKind MemberRecovered = EntryKind.Create("MemberRecovered", ["nodeId", "reason"], clientAppendable: false);
+
+    /// <summary>
     /// The certificate whose key signs a node's checkpoints (PEM), recorded by the node before its
     /// first checkpoint so that anyone can check checkpoints against the consortium CA offline.
     /// </summary>
@@ -37,5 +43,5 @@ public static class LedgerEntryKinds
     public static readonly EntryKind OperatorNote = EntryKind.Create("OperatorNote", ["note"], ["topic"]);
 
     /// <summary>Every kind above.</summary>
-    public static IReadOnlyList<EntryKind> All { get; } = [Checkpoint, SignerCertificate, NodeAdmitted, NodeRemoved, GovernanceVote, MemberAdded, MemberRemoved, OperatorNote];
+    public static IReadOnlyList<EntryKind> All { get; } = [Checkpoint, SignerCertificate, NodeAdmitted, NodeRemoved, GovernanceVote, MemberAdded, MemberRemoved, MemberRecovered, OperatorNote];
 }

@@ -3,6 +3,7 @@ using System.Linq.Expressions;
 using System.Reflection;
 using System.Runtime.CompilerServices;
 using DotNext.IO.Log;
+using DotNext.Net.Cluster;
 using DotNext.Net.Cluster.Consensus.Raft;
 using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
 using Microsoft.Extensions.Logging;
@@ -12,7 +13,8 @@ namespace Health.Ledger.Replication;
 /// <summary>
 /// DotNext's write-ahead log, except that entries a leader replicates to this node are on disk
 /// before the node acknowledges them, and that a leader sends a follower far behind its entries in
-/// bounded requests, and that a follower which holds the snapshot it is sent counts as having it.
+/// bounded requests, that a follower which holds the snapshot it is sent counts as having it, and
+/// that a node which lost its log can refuse every vote until it has caught up.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -43,7 +45,7 @@ namespace Health.Ledger.Replication;
 /// disk of a majority.
 /// </para>
 /// </remarks>
-internal sealed partial class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLogEntry>
+internal sealed partial class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<IRaftLogEntry>, IPersistentState
 {
     private const string DotNextMeter = "DotNext.IO.WriteAheadLog";
     private const string FlushRoundEnded = "entries-flush-duration";
@@ -54,6 +56,7 @@ internal sealed partial class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<
     private static readonly Func<WriteAheadLog, long> FirstUnflushedIndex = CompileFlushStateField("UnflushedIndex");
     private static readonly Func<WriteAheadLog, long> FlushedCommitIndex = CompileFlushStateField("FlushedCommitIndex");
     private static readonly Func<WriteAheadLog, Exception?> BackgroundFailure = CompileBackgroundFailure();
+    private static readonly VoteCheck LoggedVoteAllows = CompileVoteCheck();
 
     private readonly MeterListener listener = new();
     private readonly ILogger logger;
@@ -72,6 +75,34 @@ internal sealed partial class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<
         };
         listener.SetMeasurementEventCallback<double>((_, _, _, _) => Interlocked.Exchange(ref nextRound, NewRound()).TrySetResult());
         listener.Start();
+    }
+
+    /// <summary>
+    /// Whether this node refuses every vote: set while it catches up after losing its Raft log
+    /// (<see cref="RaftStateLoss"/>), whose emptier log would otherwise let a candidate lacking
+    /// committed entries win.
+    /// </summary>
+    internal bool RefusesVotes
+    {
+        get => Volatile.Read(ref refusesVotes);
+        set => Volatile.Write(ref refusesVotes, value);
+    }
+
+    private bool refusesVotes;
+
+    // DotNext grants a vote only when this answers true (and the candidate's log is up to date).
+    bool IPersistentState.IsVotedFor(in ClusterMemberId id) => !RefusesVotes && LoggedVoteAllows(this, in id);
+
+    private delegate bool VoteCheck(WriteAheadLog log, in ClusterMemberId id);
+
+    // WriteAheadLog's own answer: no vote given in this term yet, or given to this candidate.
+    private static VoteCheck CompileVoteCheck()
+    {
+        var map = typeof(WriteAheadLog).GetInterfaceMap(typeof(IPersistentState));
+        var index = Array.FindIndex(map.InterfaceMethods, static m => m.Name == nameof(IPersistentState.IsVotedFor));
+        return index < 0
+            ? throw new NotSupportedException("This DotNext version checks votes differently; DurableWriteAheadLog must be reviewed against it.")
+            : map.TargetMethods[index].CreateDelegate<VoteCheck>();
     }
 
     /// <summary>The term of the newest entry in the log (0 for an empty log).</summary>

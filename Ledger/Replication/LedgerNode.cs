@@ -147,7 +147,11 @@ public sealed partial class LedgerNode : IAsyncDisposable
         };
         await RestoreAsync(stateMachine, logOptions.Location, logger, token).ConfigureAwait(false);
         if (await LogIntegrityCheck.SetAsideIfDamagedAsync(logOptions, stateMachine, token).ConfigureAwait(false) is { } damagedLog)
+        {
             LogLogDamaged(logger, damagedLog);
+            RaftStateLoss.Mark(root.FullName, "its Raft log failed its integrity check and was set aside");
+        }
+
         var log = new DurableWriteAheadLog(logOptions, stateMachine, logger);
 
         // The projection applies only flushed entries, so it can be ahead of the log only when log
@@ -157,12 +161,24 @@ public sealed partial class LedgerNode : IAsyncDisposable
         if (store.RaftIndex > log.LastEntryIndex)
         {
             LogProjectionAhead(logger, store.RaftIndex, log.LastEntryIndex);
+            RaftStateLoss.Mark(root.FullName, "its Raft log had lost entries the projection held");
             await log.DisposeAsync().ConfigureAwait(false);
             stateMachine.ResetProjection();
             await RestoreAsync(stateMachine, logOptions.Location, logger, token).ConfigureAwait(false);
             log = new DurableWriteAheadLog(logOptions, stateMachine, logger);
         }
 
+        var members = BuildDirectory(options.Members, store);
+        var stateLost = options.Join ? null : RaftStateLoss.Read(root.FullName);
+        if (stateLost is not null && members.Count < 2)
+        {
+            // A group of one has no other member to catch up from: its log is the ledger.
+            LogSoleMemberLostState(logger, stateLost);
+            RaftStateLoss.Clear(root.FullName);
+            stateLost = null;
+        }
+
+        log.RefusesVotes = stateLost is not null;
         var self = options.Self;
         var configuration = new RaftCluster.TcpConfiguration(self.RaftEndPoint)
         {
@@ -178,13 +194,16 @@ public sealed partial class LedgerNode : IAsyncDisposable
             LoggerFactory = new RaftLoggerFactory(loggerFactory),
             TransmissionBlockSize = 65536,
             SslOptions = options.Identity is { } identity ? RaftTls(identity, admission) : null,
+
+            // Never a candidate while it catches up after losing its log (RunRecoveryAsync).
+            Standby = stateLost is not null,
         };
         var storage = (InMemoryClusterConfigurationStorage<EndPoint>)configuration.ConfigurationStorage!;
         // A joining node starts without a configuration and waits, frozen, until the leader adds it.
         if (!options.Join)
         {
             var builder = storage.CreateInitialConfigurationBuilder();
-            foreach (var member in BuildDirectory(options.Members, store))
+            foreach (var member in members)
                 builder.Add(member.RaftEndPoint);
             builder.Build();
         }
@@ -192,7 +211,10 @@ public sealed partial class LedgerNode : IAsyncDisposable
         var cluster = new RaftCluster(configuration) { AuditTrail = log };
         var node = new LedgerNode(options, store, tree, stateMachine, log, cluster, signingKey, admission, logger);
         await cluster.StartAsync(token).ConfigureAwait(false);
-        node.background = Task.WhenAll(node.RunAppenderAsync(node.lifetime.Token), node.RunCheckpointerAsync(node.lifetime.Token));
+        node.background = Task.WhenAll(
+            node.RunAppenderAsync(node.lifetime.Token),
+            node.RunCheckpointerAsync(node.lifetime.Token),
+            stateLost is null ? Task.CompletedTask : node.RunRecoveryAsync(stateLost, node.lifetime.Token));
         LogStarted(logger, options.NodeId, self.RaftEndPoint, store.RaftIndex, node.Tree.Size);
         return node;
     }
@@ -204,6 +226,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
         if (await stateMachine.RestoreAsync(token).ConfigureAwait(false))
             return;
         var aside = $"{logLocation}-behind-{DateTime.UtcNow:yyyyMMddTHHmmssZ}";
+        RaftStateLoss.Mark(Path.GetDirectoryName(logLocation)!, "its projection was behind the compacted Raft log, which was set aside");
         LogIntegrityCheck.MoveLog(logLocation, aside);
         stateMachine.ForgetLedger();
         LogProjectionBehind(logger, aside);
@@ -293,7 +316,8 @@ public sealed partial class LedgerNode : IAsyncDisposable
             Convert.ToHexStringLower(Tree.Root(size)),
             Store.FindLatestCheckpoint(),
             members,
-            Store.FirstDivergence);
+            Store.FirstDivergence,
+            IsRecovering);
     }
 
     private LedgerMember? MemberAt(EndPoint? endPoint)

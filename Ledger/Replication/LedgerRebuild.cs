@@ -13,6 +13,7 @@ public static class LedgerRebuild
     /// <summary>Moves the ledger state out of <paramref name="ledgerDirectory"/>; returns where it went.</summary>
     public static string SetAside(string ledgerDirectory)
     {
+        RaftStateLoss.Mark(ledgerDirectory, "its ledger was set aside to be rebuilt from the group");
         var aside = Directory.CreateDirectory(Path.Combine(ledgerDirectory, string.Create(CultureInfo.InvariantCulture, $"set-aside-{DateTime.UtcNow:yyyyMMddTHHmmssZ}")));
         foreach (var file in Directory.EnumerateFiles(ledgerDirectory, "ledger.db*"))
             File.Move(file, Path.Combine(aside.FullName, Path.GetFileName(file)));

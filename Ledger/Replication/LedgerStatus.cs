@@ -15,9 +15,13 @@ namespace Health.Ledger.Replication;
 /// The ledger index of the first checkpoint whose root this node's own tree did not match, or null.
 /// A node with one holds a ledger that is not the group's: it reports itself not ready.
 /// </param>
+/// <param name="Recovering">
+/// Whether this node lost its Raft log (restored from a backup, or its log set aside) and has not
+/// yet caught up: meanwhile it neither votes nor stands for election.
+/// </param>
 public sealed record LedgerStatus(
     string NodeId, string Role, long Term, string? LeaderId, long CommitIndex, long AppliedIndex,
-    long TreeSize, string Root, long? LatestCheckpointIndex, IReadOnlyList<LedgerMemberStatus> Members, long? DivergedAt);
+    long TreeSize, string Root, long? LatestCheckpointIndex, IReadOnlyList<LedgerMemberStatus> Members, long? DivergedAt, bool Recovering);
 
 /// <summary>One member as this node sees it.</summary>
 /// <param name="NodeId">Member id.</param>
