@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using DotNext.IO.Log;
+using DotNext.Net.Cluster;
 using DotNext.Net.Cluster.Consensus.Raft;
 using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
 using DotNext.IO;
@@ -44,6 +45,24 @@ public sealed class DurableWriteAheadLogTests : IDisposable
         Assert.Equal(3_004, log.LastEntryIndex);
         Assert.Equal(3_004, CheckpointLastIndex());
         Assert.True(log.IsFlushedThrough(3_004));
+    }
+
+    [Fact]
+    public async Task A_log_that_refuses_votes_grants_none_and_grants_again_as_DotNext_would_once_allowed()
+    {
+        await using var log = Open();
+        IPersistentState state = log;
+        var (first, second) = (ClusterMemberId.FromEndPoint(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 1)),
+            ClusterMemberId.FromEndPoint(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 2)));
+
+        log.RefusesVotes = true;
+        Assert.False(state.IsVotedFor(first));
+
+        log.RefusesVotes = false;
+        Assert.True(state.IsVotedFor(first));
+        await state.UpdateVotedForAsync(first);
+        Assert.True(state.IsVotedFor(first));
+        Assert.False(state.IsVotedFor(second));
     }
 
     [Fact]
