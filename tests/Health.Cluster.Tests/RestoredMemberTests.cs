@@ -9,12 +9,15 @@ namespace Health.Cluster.Tests;
 /// </summary>
 public sealed class RestoredMemberTests
 {
-    [Fact]
-    public async Task A_restored_member_does_not_vote_until_it_has_caught_up_and_no_acknowledged_append_is_lost()
+    /// <param name="snapshotInterval">Raft entries between snapshot marks: with 8, the restored member catches up by a snapshot.</param>
+    [Theory]
+    [InlineData(2048)]
+    [InlineData(8)]
+    public async Task A_restored_member_does_not_vote_until_it_has_caught_up_and_no_acknowledged_append_is_lost(int snapshotInterval)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var token = timeout.Token;
-        using var cluster = new LedgerCluster();
+        using var cluster = new LedgerCluster(3, "--snapshot-interval", snapshotInterval.ToString(System.Globalization.CultureInfo.InvariantCulture));
         try
         {
             var restored = await cluster.WaitForLeaderAsync(token);
@@ -70,6 +73,9 @@ public sealed class RestoredMemberTests
                     Assert.Equal(note, Fields(entries[(int)index - 1]).GetProperty("note").GetString());
                 Assert.Contains(entries, e => e.GetProperty("kind").GetString() == "MemberRecovered" && Fields(e).GetProperty("nodeId").GetString() == restored.NodeId);
             }
+
+            if (snapshotInterval < acknowledged.Count)
+                Assert.Contains("Snapshot installed", restored.Output, StringComparison.Ordinal);
 
             // Recovered, it votes again: with the keeper down once more, the other two elect a leader.
             keeper.Kill();
