@@ -11,6 +11,10 @@ namespace Health.FhirGateway.Records;
 /// </summary>
 public sealed class SearchIndexer(byte[] indexKey)
 {
+    // One keyed HMAC per thread, reset after each token: keying it anew for every token cost more
+    // than hashing the token (75 against 32 ms for a Synthea load's 67,000 tokens).
+    private readonly ThreadLocal<IncrementalHash> macs = new(() => IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, indexKey));
+
     /// <summary>Names are indexed by every prefix of each word of at least this many letters.</summary>
     public const int MinimumPrefix = 3;
 
@@ -56,9 +60,24 @@ public sealed class SearchIndexer(byte[] indexKey)
 
     private byte[] Token(string parameter, string text)
     {
-        Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
-        HMACSHA256.HashData(indexKey, Encoding.UTF8.GetBytes(parameter + "\n" + text), mac);
-        return mac[..TokenLength].ToArray();
+        const int StackBytes = 512;
+        var mac = macs.Value!;
+        if (Encoding.UTF8.GetMaxByteCount(parameter.Length + 1 + text.Length) <= StackBytes)
+        {
+            Span<byte> input = stackalloc byte[StackBytes];
+            var written = Encoding.UTF8.GetBytes(parameter, input);
+            input[written++] = (byte)'\n';
+            written += Encoding.UTF8.GetBytes(text, input[written..]);
+            mac.AppendData(input[..written]);
+        }
+        else
+        {
+            mac.AppendData(Encoding.UTF8.GetBytes(parameter + "\n" + text));
+        }
+
+        Span<byte> hash = stackalloc byte[HMACSHA256.HashSizeInBytes];
+        mac.GetHashAndReset(hash);
+        return hash[..TokenLength].ToArray();
     }
 
     private static IEnumerable<string> IndexTexts(SearchKind kind, Base value)
