@@ -186,4 +186,53 @@ public sealed class ConsentTests(LoadedCluster loaded)
         using var list = await SendAsync(HttpMethod.Get, "Consent?_summary=count", patientToken);
         Assert.Equal(0, (await list.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("total").GetInt64());
     }
+    [SyntheaFact]
+    public async Task Records_with_a_label_the_grant_withholds_are_left_out_of_reads_and_searches()
+    {
+        var patient = await FirstPatientAsync(skip: 8);
+        var custodian = await loaded.Cluster.MintTokenAsync("--role", "clinician", "--org", "node1", "--scope", "user/*.cruds");
+        var stranger = await loaded.Cluster.MintTokenAsync("--role", "clinician", "--org", "clinic-south");
+        var patientToken = await loaded.Cluster.MintTokenAsync("--role", "patient", "--patient", patient);
+        const string Label = """{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"PSY"}""";
+        string labelled;
+        using (var created = await SendAsync(HttpMethod.Post, "Observation", custodian, $$$"""
+            {"resourceType":"Observation","status":"final","meta":{"security":[{{{Label}}}]},
+             "code":{"coding":[{"system":"http://loinc.org","code":"11348-0"}]},"subject":{"reference":"Patient/{{{patient}}}"}}
+            """))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            labelled = (await created.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("id").GetString()!;
+        }
+
+        // A grant to clinic-south that withholds psychiatry records.
+        var grant = ConsentJson(patient, "clinic-south").Replace(
+            "\"purpose\":[", $$"""
+            "provision":[{"type":"deny","securityLabel":[{{Label}}]}],"purpose":[
+            """.Trim(), StringComparison.Ordinal);
+        using (var recorded = await SendAsync(HttpMethod.Post, "Consent", patientToken, grant))
+            Assert.Equal(HttpStatusCode.Created, recorded.StatusCode);
+
+        async Task<(long Total, List<string> Ids)> SearchAsync(string query, string token)
+        {
+            using var response = await SendAsync(HttpMethod.Get, query, token);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var bundle = await response.Content.ReadFromJsonAsync<JsonElement>(Token);
+            return (bundle.GetProperty("total").GetInt64(), bundle.TryGetProperty("entry", out var entries)
+                ? [.. entries.EnumerateArray().Select(e => e.GetProperty("resource").GetProperty("id").GetString()!)]
+                : []);
+        }
+
+        var own = await SearchAsync($"Observation?patient={patient}&_count=500", custodian);
+        Assert.InRange(own.Total, 2, 500);
+        Assert.Contains(labelled, own.Ids);
+        Assert.Equal([labelled], (await SearchAsync($"Observation?patient={patient}&_security=PSY", custodian)).Ids);
+
+        var granted = await SearchAsync($"Observation?patient={patient}&_count=500", stranger);
+        Assert.Equal(own.Total - 1, granted.Total);
+        Assert.Equal(own.Ids.Where(id => id != labelled), granted.Ids);
+        using (var read = await SendAsync(HttpMethod.Get, $"Observation/{labelled}", stranger))
+            Assert.Equal(HttpStatusCode.Forbidden, read.StatusCode);
+        using (var other = await SendAsync(HttpMethod.Get, $"Observation/{granted.Ids[0]}", stranger))
+            Assert.Equal(HttpStatusCode.OK, other.StatusCode);
+    }
 }
