@@ -70,7 +70,7 @@ public sealed class AccessGate(LedgerNode ledger, ConsentLedger consents, Record
 
     /// <summary>Whether a resource carries a security label the decision withholds.</summary>
     public bool IsWithheld(string type, string id, ConsentDecision decision)
-        => decision.WithheldLabels.Count > 0 && store.CarriesToken(type, id, SecurityLabel.Name, decision.WithheldLabels.Select(WithheldToken).ToList());
+        => decision.WithheldLabels.Count > 0 && store.CarriesToken(type, id, decision.WithheldLabels.Select(WithheldToken).ToList());
 
     private byte[] WithheldToken(string label) => indexer.QueryToken(SecurityLabel, label)!;
 

@@ -72,7 +72,7 @@ public sealed partial class RecordStore
             parameters.Add("owners", owners.Owners.ToList());
             if (owners.Restricted.Count > 0 && owners.WithheldLabelTokens.Count > 0)
             {
-                where.Append(" AND NOT (c.owner IN @restricted AND c.seq IN (SELECT w.seq FROM search_tokens w WHERE w.type = c.type AND w.param = '_security' AND w.token IN @withheld))");
+                where.Append(" AND NOT (c.owner IN @restricted AND c.seq IN (SELECT w.seq FROM search_tokens w WHERE w.token IN @withheld))");
                 parameters.Add("restricted", owners.Restricted.ToList());
                 parameters.Add("withheld", owners.WithheldLabelTokens.ToList());
             }
@@ -106,29 +106,29 @@ public sealed partial class RecordStore
             else
             {
                 parameters.Add(p + "tokens", criterion.Tokens.ToList());
-                where.Append(CultureInfo.InvariantCulture, $" AND c.seq IN (SELECT t.seq FROM search_tokens t WHERE t.type = @type AND t.param = @{p} AND t.token IN @{p}tokens)");
+                where.Append(CultureInfo.InvariantCulture, $" AND c.seq IN (SELECT t.seq FROM search_tokens t WHERE t.token IN @{p}tokens)");
             }
         }
 
         return (where, parameters);
     }
 
-    /// <summary>Whether a resource's index holds any of the tokens for a parameter.</summary>
-    public bool CarriesToken(string type, string id, string param, IReadOnlyList<byte[]> tokens)
+    /// <summary>Whether a resource's index holds any of the tokens (each token is keyed by its parameter).</summary>
+    public bool CarriesToken(string type, string id, IReadOnlyList<byte[]> tokens)
     {
         using var connection = Open();
         return connection.ExecuteScalar<long>(
-            "SELECT EXISTS(SELECT 1 FROM search_tokens WHERE seq = (SELECT seq FROM current WHERE type = @type AND id = @id) AND param = @param AND token IN @tokens)",
-            new { type, id, param, tokens = tokens.ToList() }) == 1;
+            "SELECT EXISTS(SELECT 1 FROM search_tokens WHERE seq = (SELECT seq FROM current WHERE type = @type AND id = @id) AND token IN @tokens)",
+            new { type, id, tokens = tokens.ToList() }) == 1;
     }
 
     /// <summary>Ids of current resources of a type carrying an index token (for conditional references and creates).</summary>
-    public IReadOnlyList<string> FindByToken(string type, string param, byte[] token)
+    public IReadOnlyList<string> FindByToken(string type, byte[] token)
     {
         using var connection = Open();
         return connection.Query<string>("""
             SELECT DISTINCT c.id FROM search_tokens t JOIN current c ON c.seq = t.seq
-            WHERE t.type = @type AND t.param = @param AND t.token = @token AND c.deleted = 0 LIMIT 2
-            """, new { type, param, token }).AsList();
+            WHERE t.token = @token AND c.type = @type AND c.deleted = 0 LIMIT 2
+            """, new { type, token }).AsList();
     }
 }

@@ -19,8 +19,13 @@ public sealed partial class RecordStore : IDisposable
     /// </summary>
     public const string IndexKeyOwner = "#search-index";
 
-    /// <summary>The index layout this code reads and writes, kept in SQLite's <c>user_version</c>.</summary>
-    private const int IndexLayout = 2;
+    /// <summary>
+    /// The index layout this code reads and writes, kept in SQLite's <c>user_version</c>. Layout 3
+    /// keys token rows by the token and the insertion sequence alone: the token is keyed by its
+    /// parameter already and the sequence names the resource and so its type, and each row inserted
+    /// at a place its HMAC sets writes half the bytes it did with the type and parameter in front.
+    /// </summary>
+    private const int IndexLayout = 3;
 
     private readonly string connectionString;
     private readonly byte[] masterKey;
@@ -46,8 +51,7 @@ public sealed partial class RecordStore : IDisposable
                 owner TEXT NOT NULL, last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, UNIQUE(type, id));
             CREATE TABLE IF NOT EXISTS versions(type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, last_updated INTEGER NOT NULL,
                 deleted INTEGER NOT NULL DEFAULT 0, body BLOB, UNIQUE(type, id, version));
-            CREATE TABLE IF NOT EXISTS search_tokens(type TEXT NOT NULL, param TEXT NOT NULL, token BLOB NOT NULL, seq INTEGER NOT NULL,
-                PRIMARY KEY(type, param, token, seq)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS search_tokens(token BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(token, seq)) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS search_tokens_resource ON search_tokens(seq);
             CREATE TABLE IF NOT EXISTS search_dates(seq INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL);
             CREATE INDEX IF NOT EXISTS search_dates_lookup ON search_dates(type, param, low);

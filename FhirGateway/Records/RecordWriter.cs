@@ -30,7 +30,7 @@ public sealed class RecordWriter : IDisposable
             """, "$type", "$id", "$version", "$owner", "$updated");
         deleteTokens = Prepare("DELETE FROM search_tokens WHERE seq = $seq", "$seq");
         deleteDates = Prepare("DELETE FROM search_dates WHERE seq = $seq", "$seq");
-        insertTokens = new BatchedInsert(connection, transaction, "INSERT OR IGNORE", "search_tokens", "type", "param", "token", "seq");
+        insertTokens = new BatchedInsert(connection, transaction, "INSERT OR IGNORE", "search_tokens", "token", "seq");
         upsertPatientKey = Prepare("INSERT OR REPLACE INTO patient_keys(owner, patient_key) VALUES ($owner, $key)", "$owner", "$key");
         insertDates = new BatchedInsert(connection, transaction, "INSERT", "search_dates", "seq", "type", "param", "low", "high");
     }
@@ -62,8 +62,8 @@ public sealed class RecordWriter : IDisposable
     /// <summary>Adds the index rows of the resource at insertion sequence <paramref name="seq"/>.</summary>
     internal void AddIndexRows(long seq, string type, IReadOnlyList<(string Param, byte[] Token)> tokens, IReadOnlyList<(string Param, long Low, long High)> dates)
     {
-        foreach (var (param, token) in tokens)
-            insertTokens.Add(type, param, token, seq);
+        foreach (var (_, token) in tokens)
+            insertTokens.Add(token, seq);
         foreach (var (param, low, high) in dates)
             insertDates.Add(seq, type, param, low, high);
     }

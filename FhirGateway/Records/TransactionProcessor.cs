@@ -202,7 +202,7 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
         if (!condition.StartsWith("identifier=", StringComparison.Ordinal) || condition.Contains('&', StringComparison.Ordinal))
             throw RequestFailure.Invalid($"{(entry is { } i ? $"Entry {i}: " : string.Empty)}conditions other than one identifier=system|value are not supported.");
         var value = Uri.UnescapeDataString(condition["identifier=".Length..]);
-        var matches = store.FindByToken(type, parameter.Name, indexer.QueryToken(parameter, value)!);
+        var matches = store.FindByToken(type, indexer.QueryToken(parameter, value)!);
         return matches.Count switch
         {
             0 => null,

@@ -8,8 +8,11 @@ namespace Health.Cluster.Tests.Fhir;
 /// <summary>A record store written with the earlier search-index layout is indexed again when its node starts.</summary>
 public sealed class IndexUpgradeTests
 {
-    [SyntheaFact]
-    public async Task Store_with_the_earlier_index_layout_is_reindexed_at_start_and_answers_searches_as_before()
+    /// <param name="layout">0: rows named the resource by type and id; 2: token rows keyed by type and parameter before the token.</param>
+    [SyntheaTheory]
+    [InlineData(0)]
+    [InlineData(2)]
+    public async Task Store_with_an_earlier_index_layout_is_reindexed_at_start_and_answers_searches_as_before(int layout)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         var token = timeout.Token;
@@ -32,7 +35,7 @@ public sealed class IndexUpgradeTests
             Assert.All(before, ids => Assert.NotEmpty(ids));
 
             node.Stop();
-            ToEarlierLayout(Path.Combine(node.DataDirectory, "records", "records.db"));
+            ToEarlierLayout(Path.Combine(node.DataDirectory, "records", "records.db"), layout);
             node.Start();
             await cluster.WaitForLeaderAsync(token);
 
@@ -45,20 +48,26 @@ public sealed class IndexUpgradeTests
         }
     }
 
-    // The layout before the index was keyed by insertion sequence: rows named the resource by type
-    // and id, and the file recorded no layout. What the old rows held does not matter: they are dropped.
-    private static void ToEarlierLayout(string database)
+    // What the old rows held does not matter: they are dropped. Layout 0 (before the index was keyed
+    // by insertion sequence) recorded no layout in the file.
+    private static void ToEarlierLayout(string database, int layout)
     {
         using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = database, Pooling = false }.ToString());
         connection.Open();
         using var command = connection.CreateCommand();
-        command.CommandText = """
-            DROP TABLE search_tokens;
-            DROP TABLE search_dates;
-            CREATE TABLE search_tokens(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, token BLOB NOT NULL, PRIMARY KEY(type, param, token, id)) WITHOUT ROWID;
-            CREATE TABLE search_dates(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL);
-            PRAGMA user_version = 0;
-            """;
+        command.CommandText = layout == 0
+            ? """
+              DROP TABLE search_tokens;
+              DROP TABLE search_dates;
+              CREATE TABLE search_tokens(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, token BLOB NOT NULL, PRIMARY KEY(type, param, token, id)) WITHOUT ROWID;
+              CREATE TABLE search_dates(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL);
+              PRAGMA user_version = 0;
+              """
+            : """
+              DROP TABLE search_tokens;
+              CREATE TABLE search_tokens(type TEXT NOT NULL, param TEXT NOT NULL, token BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(type, param, token, seq)) WITHOUT ROWID;
+              PRAGMA user_version = 2;
+              """;
         command.ExecuteNonQuery();
     }
 

@@ -45,3 +45,13 @@ public sealed class SyntheaFactAttribute : FactAttribute
             Skip = "../shared/fhir/synthea-r4 is not present beside the checkout";
     }
 }
+
+/// <summary>A theory that is skipped, with the reason, where the shared Synthea folder is absent.</summary>
+public sealed class SyntheaTheoryAttribute : TheoryAttribute
+{
+    public SyntheaTheoryAttribute()
+    {
+        if (SyntheaData.Folder is null)
+            Skip = "../shared/fhir/synthea-r4 is not present beside the checkout";
+    }
+}
