@@ -36,8 +36,10 @@ public sealed partial class LedgerNode
                     LogRecovered(logger, result.Index);
                     return;
                 }
-                catch (LedgerUnavailableException e)
+                catch (Exception e) when (e is not OperationCanceledException)
                 {
+                    // Whatever stops the entry now (no leader, the group busy, the projection being
+                    // replaced by a snapshot), the node must not stay out of the vote for good.
                     LogStillRecovering(logger, attempt, e.Message);
                     await Task.Delay(options.RaftRequestTimeout, options.TimeProvider, token).ConfigureAwait(false);
                 }
