@@ -39,7 +39,7 @@ public sealed class RecordWriter : IDisposable
     /// Writes one new version of a resource, sealed under its owner's data key, with its index rows;
     /// for a Patient, also the patient's consortium pseudonym.
     /// </summary>
-    public void Write(StoredResource resource, IReadOnlyList<(string Param, byte[] Token)> tokens, IReadOnlyList<(string Param, long Low, long High)> dates, bool createKey,
+    public void Write(StoredResource resource, IReadOnlyList<byte[]> tokens, IReadOnlyList<(string Param, long Low, long High)> dates, bool createKey,
         string? patientKey = null)
     {
         if (patientKey is not null)
@@ -60,9 +60,9 @@ public sealed class RecordWriter : IDisposable
     }
 
     /// <summary>Adds the index rows of the resource at insertion sequence <paramref name="seq"/>.</summary>
-    internal void AddIndexRows(long seq, string type, IReadOnlyList<(string Param, byte[] Token)> tokens, IReadOnlyList<(string Param, long Low, long High)> dates)
+    internal void AddIndexRows(long seq, string type, IReadOnlyList<byte[]> tokens, IReadOnlyList<(string Param, long Low, long High)> dates)
     {
-        foreach (var (_, token) in tokens)
+        foreach (var token in tokens)
             insertTokens.Add(token, seq);
         foreach (var (param, low, high) in dates)
             insertDates.Add(seq, type, param, low, high);

@@ -21,10 +21,10 @@ public sealed class SearchIndexer(byte[] indexKey)
     /// <summary>Bytes kept of each HMAC-SHA256 token: 128 bits, as narrow index rows write fewer pages.</summary>
     public const int TokenLength = 16;
 
-    /// <summary>Index rows of one resource.</summary>
-    public (List<(string Param, byte[] Token)> Tokens, List<(string Param, long Low, long High)> Dates) Index(Resource resource)
+    /// <summary>Index rows of one resource: tokens (each an HMAC over its parameter's name and value) and date ranges by parameter.</summary>
+    public (List<byte[]> Tokens, List<(string Param, long Low, long High)> Dates) Index(Resource resource)
     {
-        var tokens = new List<(string, byte[])>();
+        var tokens = new List<byte[]>();
         var dates = new List<(string, long, long)>();
         foreach (var parameter in SearchParameters.For(resource.TypeName).Where(p => p.Kind != SearchKind.Id))
         {
@@ -38,7 +38,7 @@ public sealed class SearchIndexer(byte[] indexKey)
                         break;
                     default:
                         foreach (var text in IndexTexts(parameter.Kind, value))
-                            tokens.Add((parameter.Name, Token(parameter.Name, text)));
+                            tokens.Add(Token(parameter.Name, text));
                         break;
                 }
             }

@@ -241,7 +241,7 @@ public sealed class TransactionProcessor(RecordStore store, SearchIndexer indexe
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
-    private sealed record PreparedWrite(StoredResource Stored, IReadOnlyList<(string Param, byte[] Token)> Tokens,
+    private sealed record PreparedWrite(StoredResource Stored, IReadOnlyList<byte[]> Tokens,
         IReadOnlyList<(string Param, long Low, long High)> Dates, string? PatientKey);
 
     private sealed record PlannedEntry(int Position, Bundle.HTTPVerb Method, string Type, Resource? Resource, string? FullUrl, string Id, string? ExistingId, string? IfMatch);

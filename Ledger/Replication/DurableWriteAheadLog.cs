@@ -84,11 +84,9 @@ internal sealed partial class DurableWriteAheadLog : WriteAheadLog, IAuditTrail<
     /// </summary>
     internal bool RefusesVotes
     {
-        get => Volatile.Read(ref refusesVotes);
-        set => Volatile.Write(ref refusesVotes, value);
+        get => Volatile.Read(ref field);
+        set => Volatile.Write(ref field, value);
     }
-
-    private bool refusesVotes;
 
     // DotNext grants a vote only when this answers true (and the candidate's log is up to date).
     bool IPersistentState.IsVotedFor(in ClusterMemberId id) => !RefusesVotes && LoggedVoteAllows(this, in id);

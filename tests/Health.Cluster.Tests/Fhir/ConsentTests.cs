@@ -186,6 +186,7 @@ public sealed class ConsentTests(LoadedCluster loaded)
         using var list = await SendAsync(HttpMethod.Get, "Consent?_summary=count", patientToken);
         Assert.Equal(0, (await list.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("total").GetInt64());
     }
+
     [SyntheaFact]
     public async Task Records_with_a_label_the_grant_withholds_are_left_out_of_reads_and_searches()
     {
