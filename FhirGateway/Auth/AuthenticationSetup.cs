@@ -15,7 +15,7 @@ namespace Health.FhirGateway.Auth;
 /// routed to the scheme of its issuer; a refused token gets 401, <c>WWW-Authenticate</c> and an
 /// OperationOutcome.
 /// </summary>
-public static class AuthenticationSetup
+public static partial class AuthenticationSetup
 {
     /// <summary>The scheme endpoints authenticate with.</summary>
     public const string Scheme = "token";
@@ -54,7 +54,7 @@ public static class AuthenticationSetup
                 RequireSignedTokens = true,
                 ClockSkew = TimeSpan.FromSeconds(30),
             };
-            options.Events = new JwtBearerEvents { OnChallenge = ChallengeAsync };
+            options.Events = new JwtBearerEvents { OnAuthenticationFailed = LogRefusal, OnChallenge = ChallengeAsync };
         });
         authentication.AddCookie(PortalScheme, options =>
         {
@@ -71,7 +71,11 @@ public static class AuthenticationSetup
         if (entraConfigured)
         {
             authentication.AddMicrosoftIdentityWebApi(entra, jwtBearerScheme: EntraScheme);
-            services.Configure<JwtBearerOptions>(EntraScheme, options => options.Events.OnChallenge = ChallengeAsync);
+            services.Configure<JwtBearerOptions>(EntraScheme, options =>
+            {
+                options.Events.OnAuthenticationFailed = LogRefusal;
+                options.Events.OnChallenge = ChallengeAsync;
+            });
             AddPortalOpenId(authentication, services, entra);
         }
 
@@ -120,6 +124,31 @@ public static class AuthenticationSetup
         var missing = string.IsNullOrEmpty(context.Request.Headers.Authorization);
         context.Response.Headers.WWWAuthenticate = missing ? "Bearer" : "Bearer error=\"invalid_token\"";
         await OperationOutcomeHandler.WriteAsync(context.HttpContext, StatusCodes.Status401Unauthorized, OperationOutcome.IssueType.Login,
-            missing ? "Send a bearer token." : "The bearer token was refused (signature, issuer, audience or lifetime).", context.HttpContext.RequestAborted).ConfigureAwait(false);
+            missing ? "Send a bearer token." : $"The bearer token was refused: {Refusal(context.AuthenticateFailure)}.", context.HttpContext.RequestAborted).ConfigureAwait(false);
     }
+
+    // The operator sees why a token failed; the token itself, which names its user, is never logged.
+    private static Task LogRefusal(AuthenticationFailedContext context)
+    {
+        var logger = context.HttpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AuthenticationSetup).FullName!);
+        LogTokenRefused(logger, context.HttpContext.TraceIdentifier, Refusal(context.Exception), context.Exception.GetType().Name);
+        return Task.CompletedTask;
+    }
+
+    private static string Refusal(Exception? failure) => failure switch
+    {
+        SecurityTokenExpiredException => "it has expired",
+        SecurityTokenNotYetValidException => "it is not valid yet",
+        SecurityTokenNoExpirationException => "it has no expiry",
+        SecurityTokenInvalidLifetimeException => "its lifetime is not valid",
+        SecurityTokenInvalidAudienceException => "it is for another audience",
+        SecurityTokenInvalidIssuerException => "its issuer is not trusted",
+        SecurityTokenInvalidAlgorithmException => "its signing algorithm is not accepted",
+        SecurityTokenSignatureKeyNotFoundException or SecurityTokenInvalidSignatureException => "its signature does not verify with a trusted key",
+        SecurityTokenMalformedException or ArgumentException => "it is not a well-formed JWT",
+        _ => "its signature, issuer, audience or lifetime is not valid",
+    };
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Request {RequestId}: a bearer token was refused, {Reason} ({Failure})")]
+    private static partial void LogTokenRefused(ILogger logger, string requestId, string reason, string failure);
 }

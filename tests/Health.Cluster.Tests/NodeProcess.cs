@@ -119,7 +119,28 @@ public sealed class NodeProcess : IDisposable
         if (line is null)
             return;
         lock (output)
+        {
             output.AppendLine(line);
+            Monitor.PulseAll(output);
+        }
+    }
+
+    /// <summary>Waits until the node has printed <paramref name="text"/> (the log reaches the pipe after the answer it belongs to).</summary>
+    public async Task WaitForOutputAsync(string text, TimeSpan timeout)
+    {
+        await Task.Run(() =>
+        {
+            var deadline = DateTime.UtcNow + timeout;
+            lock (output)
+            {
+                while (!output.ToString().Contains(text, StringComparison.Ordinal))
+                {
+                    var left = deadline - DateTime.UtcNow;
+                    if (left <= TimeSpan.Zero || !Monitor.Wait(output, left))
+                        throw new TimeoutException($"{NodeId} did not print \"{text}\" within {timeout.TotalSeconds:0} s:\n{output}");
+                }
+            }
+        });
     }
 
     /// <summary>Runs a short health-node verb and returns what it printed; fails on a non-zero exit.</summary>

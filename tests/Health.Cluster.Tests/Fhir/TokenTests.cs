@@ -62,11 +62,12 @@ public sealed class TokenTests(LoadedCluster loaded) : IDisposable
     }
 
     [Theory]
-    [InlineData("audience")]
-    [InlineData("issuer")]
-    [InlineData("not-yet-valid")]
-    [InlineData("no-expiry")]
-    public async Task Tokens_signed_by_the_real_key_but_with_wrong_claims_get_401(string wrong)
+    [InlineData("audience", "it is for another audience")]
+    [InlineData("issuer", "its issuer is not trusted")]
+    [InlineData("not-yet-valid", "it is not valid yet")]
+    [InlineData("expired", "it has expired")]
+    [InlineData("no-expiry", "it has no expiry")]
+    public async Task Tokens_signed_by_the_real_key_but_with_wrong_claims_get_401_naming_what_is_wrong(string wrong, string reason)
     {
         var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var claims = new Dictionary<string, object>
@@ -74,12 +75,15 @@ public sealed class TokenTests(LoadedCluster loaded) : IDisposable
             ["iss"] = wrong == "issuer" ? "https://elsewhere.invalid" : "https://dev-issuer.health-ledger.invalid",
             ["aud"] = wrong == "audience" ? "another-api" : "health-ledger",
             ["sub"] = "x", ["roles"] = "clinician", ["scope"] = "user/*.rs",
-            ["nbf"] = wrong == "not-yet-valid" ? now + 3600 : now - 10,
+            ["nbf"] = wrong switch { "not-yet-valid" => now + 3600, "expired" => now - 7200, _ => now - 10 },
         };
         if (wrong != "no-expiry")
-            claims["exp"] = now + 7200;
+            claims["exp"] = wrong == "expired" ? now - 600 : now + 7200;
         using var response = await GetAsync("Patient?_count=1", await SignWithClusterKeyAsync(claims));
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        var outcome = await response.Content.ReadFromJsonAsync<JsonElement>(Token);
+        Assert.Equal($"The bearer token was refused: {reason}.", outcome.GetProperty("issue")[0].GetProperty("diagnostics").GetString());
+        await loaded.Custodian.WaitForOutputAsync($"a bearer token was refused, {reason}", TimeSpan.FromSeconds(10));
     }
 
     [Fact]
