@@ -222,13 +222,13 @@ public static class AuditVerifier
 
         private void Check(List<ProofCheck> items)
         {
+            var run = coveringRoot is null ? null : new InclusionProofRun(treeSize, coveringRoot);
             foreach (var (index, leaf, line, lineNumber) in items)
             {
                 try
                 {
                     var (proofIndex, proofTreeSize, path) = ReadProofLine(line ?? throw new FormatException("missing"));
-                    if (proofIndex != index || proofTreeSize != treeSize || coveringRoot is null
-                        || !new InclusionProof(index - 1, treeSize, path).Verify(leaf, coveringRoot))
+                    if (proofIndex != index || proofTreeSize != treeSize || run is null || !run.Verify(index - 1, leaf, path))
                         report.Fail($"{AuditExportFiles.Proofs} line {lineNumber}: the inclusion proof of ledger index {index} does not lead to the covering checkpoint");
                 }
                 catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException)

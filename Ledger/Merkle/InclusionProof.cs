@@ -12,33 +12,53 @@ public sealed record InclusionProof(long LeafIndex, long TreeSize, IReadOnlyList
     /// </summary>
     public bool Verify(ReadOnlySpan<byte> leafHash, ReadOnlySpan<byte> root)
     {
-        if (LeafIndex < 0 || LeafIndex >= TreeSize || leafHash.Length != MerkleHash.Size)
+        if (!Starts(LeafIndex, TreeSize, leafHash))
             return false;
-        var fn = LeafIndex;
-        var sn = TreeSize - 1;
-        var r = leafHash.ToArray();
+        var climb = new Climb(LeafIndex, TreeSize, leafHash);
         foreach (var p in Path)
         {
-            if (sn == 0 || p.Length != MerkleHash.Size)
+            if (!climb.Step(p))
                 return false;
-            if ((fn & 1) == 1 || fn == sn)
+        }
+
+        return climb.Reaches(root);
+    }
+
+    internal static bool Starts(long leafIndex, long treeSize, ReadOnlySpan<byte> leafHash)
+        => leafIndex >= 0 && leafIndex < treeSize && leafHash.Length == MerkleHash.Size;
+
+    /// <summary>The state of RFC 9162's verification loop: where the hash so far stands in the tree, and the hash.</summary>
+    internal struct Climb(long leafIndex, long treeSize, ReadOnlySpan<byte> leafHash)
+    {
+        public long Fn = leafIndex;
+        public long Sn = treeSize - 1;
+        public byte[] Hash = leafHash.ToArray();
+
+        /// <summary>Hashes in one sibling of the path; false when the path is longer than the tree allows or the sibling is no hash.</summary>
+        public bool Step(byte[] sibling)
+        {
+            if (Sn == 0 || sibling.Length != MerkleHash.Size)
+                return false;
+            if ((Fn & 1) == 1 || Fn == Sn)
             {
-                r = MerkleHash.Node(p, r);
-                while ((fn & 1) == 0 && fn != 0)
+                Hash = MerkleHash.Node(sibling, Hash);
+                while ((Fn & 1) == 0 && Fn != 0)
                 {
-                    fn >>= 1;
-                    sn >>= 1;
+                    Fn >>= 1;
+                    Sn >>= 1;
                 }
             }
             else
             {
-                r = MerkleHash.Node(r, p);
+                Hash = MerkleHash.Node(Hash, sibling);
             }
 
-            fn >>= 1;
-            sn >>= 1;
+            Fn >>= 1;
+            Sn >>= 1;
+            return true;
         }
 
-        return sn == 0 && r.AsSpan().SequenceEqual(root);
+        /// <summary>Whether the whole path has been climbed and the hash is <paramref name="root"/>.</summary>
+        public readonly bool Reaches(ReadOnlySpan<byte> root) => Sn == 0 && Hash.AsSpan().SequenceEqual(root);
     }
 }

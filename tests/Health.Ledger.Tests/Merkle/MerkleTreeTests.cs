@@ -103,6 +103,65 @@ public sealed class MerkleTreeTests
         }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(7)]
+    [InlineData(13)]
+    [InlineData(64)]
+    [InlineData(97)]
+    public void A_run_of_proofs_in_leaf_order_accepts_each_valid_proof_and_refuses_each_tampered_one_between_them(int size)
+    {
+        var tree = SequentialTree(size);
+        var root = tree.Root(size);
+        var run = new InclusionProofRun(size, root);
+        for (var leaf = 0; leaf < size; leaf++)
+        {
+            var proof = tree.ProveInclusion(leaf, size);
+            var leafHash = tree.LeafHash(leaf);
+            Assert.False(run.Verify(leaf, Flip(leafHash, leaf % 256), proof.Path));
+            foreach (var bit in new[] { 0, 131, 255 })
+            {
+                for (var step = 0; step < proof.Path.Count; step++)
+                    Assert.False(run.Verify(leaf, leafHash, proof.Path.Select((p, i) => i == step ? Flip(p, bit) : p).ToList()), $"leaf {leaf}, sibling {step}, bit {bit}");
+            }
+
+            if (proof.Path.Count > 0)
+            {
+                Assert.False(run.Verify(leaf, leafHash, proof.Path.Take(proof.Path.Count - 1).ToList()));
+                Assert.False(run.Verify(leaf, leafHash, [.. proof.Path, proof.Path[^1]]));
+            }
+
+            if (size > 1)
+                Assert.False(run.Verify((leaf + 1) % size, leafHash, proof.Path));
+            Assert.True(run.Verify(leaf, leafHash, proof.Path), $"leaf {leaf} of {size}");
+        }
+    }
+
+    [Fact]
+    public void A_run_gives_each_proof_the_result_it_has_alone_in_any_order()
+    {
+        const int size = 50;
+        var tree = SequentialTree(size);
+        var root = tree.Root(size);
+        var run = new InclusionProofRun(size, root);
+        var random = new Random(20261204);
+        for (var round = 0; round < 400; round++)
+        {
+            var leaf = random.Next(size);
+            var proof = tree.ProveInclusion(leaf, size);
+            if (random.Next(3) == 0 && proof.Path.Count > 0)
+            {
+                var (step, bit) = (random.Next(proof.Path.Count), random.Next(256));
+                proof = proof with { Path = proof.Path.Select((p, i) => i == step ? Flip(p, bit) : p).ToList() };
+            }
+
+            Assert.Equal(proof.Verify(tree.LeafHash(leaf), root), run.Verify(leaf, tree.LeafHash(leaf), proof.Path));
+        }
+
+        Assert.False(new InclusionProofRun(size, Flip(root, 3)).Verify(0, tree.LeafHash(0), tree.ProveInclusion(0, size).Path));
+    }
+
     [Fact]
     public void Any_flipped_bit_in_a_consistency_proof_fails()
     {
