@@ -4,7 +4,11 @@ using Health.FhirGateway.Cli;
 
 try
 {
-    return await NodeCommands.Create().Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).ConfigureAwait(false);
+    // Ctrl+C or SIGTERM cancels the verb, which then stops its nodes: the host drains requests for
+    // up to 10 s and each step of a node's stop has 10 s (NodeHost, LedgerNode), so a stop gets that
+    // long before the command line ends the process anyway (its default is 2 s).
+    var invocation = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromSeconds(45) };
+    return await NodeCommands.Create().Parse(args).InvokeAsync(invocation).ConfigureAwait(false);
 }
 catch (CommandLineFailure e)
 {

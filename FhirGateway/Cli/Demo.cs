@@ -114,7 +114,9 @@ internal static class Demo
 
                 Press Ctrl+C to stop.
                 """);
-            await Task.Delay(Timeout.Infinite, token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            // Off the thread that delivered the signal: the command line waits on that one for the stop.
+            await Task.Delay(Timeout.Infinite, token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ForceYielding);
+            Console.WriteLine("Stopping the nodes...");
             return 0;
         }
         finally

@@ -74,6 +74,7 @@ public static partial class NodeHost
         ConsentEntryKinds.RegisterIn(kinds);
         builder.Services.AddSingleton(kinds);
         builder.Services.AddSingleton<IHostLifetime, CommandLineLifetime>();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
         AddRecords(builder.Services, settings);
         builder.Services.AddNodeAuthentication(builder.Configuration, DevTokenIssuer.LoadOrCreate(settings.DevIssuerKeyFile ?? Path.Combine(settings.DataDirectory, "keys", "dev-issuer.pem")));
         builder.Services.AddPortal();

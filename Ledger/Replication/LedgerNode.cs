@@ -328,7 +328,7 @@ public sealed partial class LedgerNode : IAsyncDisposable
     {
         await lifetime.CancelAsync().ConfigureAwait(false);
         appendQueue.Writer.TryComplete();
-        await background.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await WithinShutdownTimeoutAsync(background, "stopping the appender and the checkpointer").ConfigureAwait(false);
         await WithinShutdownTimeoutAsync(cluster.StopAsync(CancellationToken.None), "stopping Raft").ConfigureAwait(false);
         await WithinShutdownTimeoutAsync(cluster.DisposeAsync().AsTask(), "closing Raft connections").ConfigureAwait(false);
         await WithinShutdownTimeoutAsync(log.DisposeAsync().AsTask(), "closing the write-ahead log").ConfigureAwait(false);
