@@ -54,7 +54,14 @@ public static partial class AuthenticationSetup
                 RequireSignedTokens = true,
                 ClockSkew = TimeSpan.FromSeconds(30),
             };
-            options.Events = new JwtBearerEvents { OnAuthenticationFailed = LogRefusal, OnChallenge = ChallengeAsync };
+            var validated = new ValidatedTokens();
+            options.Events = new JwtBearerEvents
+            {
+                OnMessageReceived = validated.ReuseAsync,
+                OnTokenValidated = validated.RememberAsync,
+                OnAuthenticationFailed = LogRefusal,
+                OnChallenge = ChallengeAsync,
+            };
         });
         authentication.AddCookie(PortalScheme, options =>
         {
@@ -71,8 +78,23 @@ public static partial class AuthenticationSetup
         if (entraConfigured)
         {
             authentication.AddMicrosoftIdentityWebApi(entra, jwtBearerScheme: EntraScheme);
+            var validated = new ValidatedTokens();
             services.Configure<JwtBearerOptions>(EntraScheme, options =>
             {
+                // Microsoft.Identity.Web's own token-validated step (scope and role checks) runs first.
+                var (entraReceived, entraValidated) = (options.Events.OnMessageReceived, options.Events.OnTokenValidated);
+                options.Events.OnMessageReceived = async context =>
+                {
+                    await entraReceived(context).ConfigureAwait(false);
+                    if (context.Result is null)
+                        await validated.ReuseAsync(context).ConfigureAwait(false);
+                };
+                options.Events.OnTokenValidated = async context =>
+                {
+                    await entraValidated(context).ConfigureAwait(false);
+                    if (context.Result is null)
+                        await validated.RememberAsync(context).ConfigureAwait(false);
+                };
                 options.Events.OnAuthenticationFailed = LogRefusal;
                 options.Events.OnChallenge = ChallengeAsync;
             });

@@ -100,6 +100,42 @@ public sealed class TokenTests(LoadedCluster loaded) : IDisposable
     }
 
     [Fact]
+    public async Task A_token_remembered_as_valid_is_refused_once_it_expires()
+    {
+        // Nodes remember a validated token rather than verify its signature on every request; that
+        // must not let it outlive its expiry (plus the 30 s clock skew a full check allows).
+        var expires = DateTimeOffset.UtcNow.AddSeconds(2);
+        var token = await SignWithClusterKeyAsync(new Dictionary<string, object>
+        {
+            ["iss"] = "https://dev-issuer.health-ledger.invalid", ["aud"] = "health-ledger", ["sub"] = "x",
+            ["roles"] = "clinician", ["scope"] = "user/*.rs", ["org"] = "node1",
+            ["nbf"] = expires.AddMinutes(-1).ToUnixTimeSeconds(), ["exp"] = expires.ToUnixTimeSeconds(),
+        });
+        for (var i = 0; i < 3; i++)
+        {
+            using var accepted = await GetAsync("Patient?_count=1", token);
+            Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
+        }
+
+        var refusedBy = expires.AddSeconds(45);
+        HttpStatusCode status;
+        string? reason = null;
+        do
+        {
+            using var response = await GetAsync("Patient?_count=1", token);
+            status = response.StatusCode;
+            if (status == HttpStatusCode.Unauthorized)
+                reason = (await response.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("issue")[0].GetProperty("diagnostics").GetString();
+            else
+                await Task.Delay(500);
+        }
+        while (status != HttpStatusCode.Unauthorized && DateTimeOffset.UtcNow < refusedBy);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.Equal("The bearer token was refused: it has expired.", reason);
+    }
+
+    [Fact]
     public async Task Missing_and_expired_tokens_get_401()
     {
         using (var none = await GetAsync("Patient?_count=1", null))
