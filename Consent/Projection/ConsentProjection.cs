@@ -14,6 +14,20 @@ namespace Health.Consent.Projection;
 /// </summary>
 public sealed class ConsentProjection : ILedgerProjection
 {
+    // Run for every access request, on every node: compiled once (ReusedStatement).
+    private readonly ReusedStatement insertAccess = new("""
+        INSERT INTO access_log(idx, ts, patient_key, requester, organization, custodian, scope, purpose, interaction, break_glass_reason,
+            permitted, break_glass, reason, consent_id, withheld, gateway)
+        VALUES (@idx, @ts, @patientKey, @requester, @organization, @custodian, @scope, @purpose, @interaction, @breakGlassReason,
+            @permitted, @breakGlass, @reason, @consentId, @withheld, @gateway)
+        """,
+        "@idx", "@ts", "@patientKey", "@requester", "@organization", "@custodian", "@scope", "@purpose", "@interaction", "@breakGlassReason",
+        "@permitted", "@breakGlass", "@reason", "@consentId", "@withheld", "@gateway");
+
+    private readonly ReusedStatement selectGrantsInForce = new(
+        "SELECT consent_id, provision, granted_idx FROM consent_grants WHERE patient_key = @patientKey AND revoked_idx IS NULL AND provision IS NOT NULL",
+        "@patientKey");
+
     /// <inheritdoc/>
     public void CreateSchema(SqliteConnection connection) => connection.Execute("""
         CREATE TABLE IF NOT EXISTS consent_grants(consent_id TEXT PRIMARY KEY, patient_key TEXT NOT NULL, provision TEXT,
@@ -63,37 +77,27 @@ public sealed class ConsentProjection : ILedgerProjection
         }
     }
 
-    private static void ApplyAccess(LedgerEntry entry, SqliteConnection connection, SqliteTransaction transaction)
+    private void ApplyAccess(LedgerEntry entry, SqliteConnection connection, SqliteTransaction transaction)
     {
         var fields = entry.Fields;
         var breakGlassReason = fields.GetValueOrDefault("breakGlassReason");
         var request = new AccessRequest(fields["requester"], fields["organization"], fields["custodian"], fields["patientKey"],
             fields["scope"], fields["purpose"], !string.IsNullOrEmpty(breakGlassReason), entry.Timestamp);
         var decision = ConsentPolicy.Decide(GrantsInForce(connection, transaction, request.PatientKey), request);
-        connection.Execute("""
-            INSERT INTO access_log(idx, ts, patient_key, requester, organization, custodian, scope, purpose, interaction, break_glass_reason,
-                permitted, break_glass, reason, consent_id, withheld, gateway)
-            VALUES (@Index, @Timestamp, @PatientKey, @Requester, @Organization, @Custodian, @Scope, @Purpose, @interaction, @breakGlassReason,
-                @Permitted, @BreakGlass, @Reason, @ConsentId, @withheld, @gateway)
-            """,
-            new
-            {
-                entry.Index, entry.Timestamp, request.PatientKey, request.Requester, request.Organization, request.Custodian, request.Scope,
-                request.Purpose, interaction = fields["interaction"], breakGlassReason, decision.Permitted, decision.BreakGlass, decision.Reason,
-                decision.ConsentId, withheld = string.Join(' ', decision.WithheldLabels), gateway = fields.GetValueOrDefault("gateway"),
-            },
-            transaction);
+        insertAccess.Bind(connection, transaction,
+            entry.Index, entry.Timestamp, request.PatientKey, request.Requester, request.Organization, request.Custodian, request.Scope,
+            request.Purpose, fields["interaction"], breakGlassReason, decision.Permitted, decision.BreakGlass, decision.Reason,
+            decision.ConsentId, string.Join(' ', decision.WithheldLabels), fields.GetValueOrDefault("gateway")).ExecuteNonQuery();
     }
 
-    private static List<ConsentGrant> GrantsInForce(SqliteConnection connection, SqliteTransaction transaction, string patientKey)
+    private List<ConsentGrant> GrantsInForce(SqliteConnection connection, SqliteTransaction transaction, string patientKey)
     {
         var grants = new List<ConsentGrant>();
-        foreach (var row in connection.Query<(string ConsentId, string? Provision, long GrantedIdx)>(
-            "SELECT consent_id, provision, granted_idx FROM consent_grants WHERE patient_key = @patientKey AND revoked_idx IS NULL AND provision IS NOT NULL",
-            new { patientKey }, transaction))
+        using var rows = selectGrantsInForce.Bind(connection, transaction, patientKey).ExecuteReader();
+        while (rows.Read())
         {
-            if (ProvisionJson.TryRead(row.Provision!) is { } provision)
-                grants.Add(new ConsentGrant(row.ConsentId, patientKey, provision, row.GrantedIdx));
+            if (ProvisionJson.TryRead(rows.GetString(1)) is { } provision)
+                grants.Add(new ConsentGrant(rows.GetString(0), patientKey, provision, rows.GetInt64(2)));
         }
 
         return grants;
