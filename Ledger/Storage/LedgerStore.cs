@@ -16,6 +16,13 @@ public sealed partial class LedgerStore : IDisposable
     private readonly ProjectionReaders readers = new();
     private SqliteConnection writer;
 
+    // Run for every applied batch or entry: compiled once per writer connection.
+    private readonly ReusedStatement findBatch = new("SELECT first_idx, count FROM batches WHERE id = @id", "@id");
+    private readonly ReusedStatement insertEntry = new(
+        "INSERT INTO entries(idx, kind, ts, leaf, body) VALUES (@idx, @kind, @ts, @leaf, @body)", "@idx", "@kind", "@ts", "@leaf", "@body");
+    private readonly ReusedStatement insertBatch = new("INSERT INTO batches(id, first_idx, count) VALUES (@id, @first, @count)", "@id", "@first", "@count");
+    private readonly ReusedStatement updateState = new("UPDATE state SET raft_index = @raftIndex, last_ts = @lastTimestamp WHERE id = 1", "@raftIndex", "@lastTimestamp");
+
     private const int SqliteCorrupt = 11, SqliteNotADatabase = 26;
 
     /// <summary>
@@ -122,7 +129,11 @@ public sealed partial class LedgerStore : IDisposable
     }
 
     /// <summary>The same, on the apply thread, through the writer connection (which is never shared with other threads).</summary>
-    internal (long First, int Count)? FindBatchWhileApplying(Guid id) => FindBatch(writer, id);
+    internal (long First, int Count)? FindBatchWhileApplying(Guid id)
+    {
+        using var row = findBatch.Bind(writer, null, id.ToByteArray()).ExecuteReader();
+        return row.Read() ? (row.GetInt64(0), row.GetInt32(1)) : null;
+    }
 
     private static (long First, int Count)? FindBatch(SqliteConnection connection, Guid id)
         => connection.QuerySingleOrDefault<(long, int)?>("SELECT first_idx, count FROM batches WHERE id = @id", new { id = id.ToByteArray() });
@@ -138,18 +149,9 @@ public sealed partial class LedgerStore : IDisposable
     internal void ApplyBatch(long raftIndex, Guid batchId, IReadOnlyList<(LedgerEntry Entry, byte[] Body, byte[] Leaf)> entries, IReadOnlyCollection<long> divergences)
     {
         using var transaction = writer.BeginTransaction();
-        using var insert = writer.CreateCommand();
-        insert.Transaction = transaction;
-        insert.CommandText = "INSERT INTO entries(idx, kind, ts, leaf, body) VALUES ($idx, $kind, $ts, $leaf, $body)";
-        var (idx, kind, ts, leafParameter, bodyParameter) = (
-            insert.Parameters.Add("$idx", SqliteType.Integer), insert.Parameters.Add("$kind", SqliteType.Text),
-            insert.Parameters.Add("$ts", SqliteType.Integer), insert.Parameters.Add("$leaf", SqliteType.Blob),
-            insert.Parameters.Add("$body", SqliteType.Blob));
-        insert.Prepare();
         foreach (var (entry, body, leaf) in entries)
         {
-            (idx.Value, kind.Value, ts.Value, leafParameter.Value, bodyParameter.Value) = (entry.Index, entry.Kind, entry.Timestamp, leaf, body);
-            insert.ExecuteNonQuery();
+            insertEntry.Bind(writer, transaction, entry.Index, entry.Kind, entry.Timestamp, leaf, body).ExecuteNonQuery();
             if (entry.Kind == LedgerEntryKinds.MemberAdded.Name)
             {
                 writer.Execute(
@@ -180,13 +182,11 @@ public sealed partial class LedgerStore : IDisposable
 
         if (entries.Count > 0)
         {
-            writer.Execute(
-                "INSERT INTO batches(id, first_idx, count) VALUES (@id, @first, @count)",
-                new { id = batchId.ToByteArray(), first = entries[0].Entry.Index, count = entries.Count }, transaction);
+            insertBatch.Bind(writer, transaction, batchId.ToByteArray(), entries[0].Entry.Index, entries.Count).ExecuteNonQuery();
         }
 
         var lastTimestamp = entries.Count > 0 ? entries[^1].Entry.Timestamp : LastTimestamp;
-        writer.Execute("UPDATE state SET raft_index = @raftIndex, last_ts = @lastTimestamp WHERE id = 1", new { raftIndex, lastTimestamp }, transaction);
+        updateState.Bind(writer, transaction, raftIndex, lastTimestamp).ExecuteNonQuery();
         foreach (var diverged in divergences)
             writer.Execute("INSERT OR IGNORE INTO divergences(idx) VALUES (@diverged)", new { diverged }, transaction);
         transaction.Commit();
@@ -358,6 +358,8 @@ public sealed partial class LedgerStore : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
+        foreach (var statement in new[] { findBatch, insertEntry, insertBatch, updateState })
+            statement.Dispose();
         writer.Dispose();
         SqliteConnection.ClearPool(writer);
     }
