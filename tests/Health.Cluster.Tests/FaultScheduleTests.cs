@@ -19,6 +19,8 @@ public sealed class FaultScheduleTests(ITestOutputHelper output)
 {
     private const int Steps = 6;
     private const int Workers = 24;
+    private const int AttemptsPerWorker = 20_000;
+    private static readonly TimeSpan FailedAttemptPause = TimeSpan.FromMilliseconds(25);
 
     [Theory]
     [InlineData(3)]
@@ -36,10 +38,11 @@ public sealed class FaultScheduleTests(ITestOutputHelper output)
         {
             await cluster.WaitForLeaderAsync(token);
             var acknowledged = new ConcurrentDictionary<string, long>();
+            var workersDone = 0;
             using var load = CancellationTokenSource.CreateLinkedTokenSource(token);
             async Task Worker(int worker)
             {
-                for (var seq = 0; seq < 5000 && !load.IsCancellationRequested; seq++)
+                for (var seq = 0; seq < AttemptsPerWorker && !load.IsCancellationRequested; seq++)
                 {
                     var running = cluster.Nodes.Where(n => n.IsRunning).ToList();
                     if (running.Count == 0)
@@ -49,6 +52,7 @@ public sealed class FaultScheduleTests(ITestOutputHelper output)
                     }
 
                     var id = $"w{worker}-{seq}";
+                    var answered = false;
                     try
                     {
                         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(running[(worker + seq) % running.Count].HttpUrl, "/ledger/entries"))
@@ -59,7 +63,10 @@ public sealed class FaultScheduleTests(ITestOutputHelper output)
                         attempt.CancelAfter(TimeSpan.FromSeconds(5));
                         using var response = await cluster.Client.SendAsync(request, attempt.Token);
                         if (response.StatusCode == HttpStatusCode.Created)
+                        {
                             acknowledged[id] = (await response.Content.ReadFromJsonAsync<JsonElement>(token)).GetProperty("index").GetInt64();
+                            answered = true;
+                        }
                     }
                     catch (Exception e) when (e is HttpRequestException or TaskCanceledException or OperationCanceledException or System.Net.Sockets.SocketException)
                     {
@@ -67,7 +74,15 @@ public sealed class FaultScheduleTests(ITestOutputHelper output)
                         // (HttpClient lets a SocketException through unwrapped when the node dies
                         // between accepting the connection and the client reading its address.)
                     }
+
+                    // A node still starting refuses connections at once: without a pause, a worker
+                    // spent its attempts on a group restarting after a kill and sent nothing after
+                    // the last fault, which then looked like a group that no longer commits.
+                    if (!answered)
+                        await Task.Delay(FailedAttemptPause, CancellationToken.None);
                 }
+
+                Interlocked.Increment(ref workersDone);
             }
 
             var workers = Enumerable.Range(0, Workers).Select(w => Task.Run(() => Worker(w), CancellationToken.None)).ToList();
@@ -112,6 +127,7 @@ public sealed class FaultScheduleTests(ITestOutputHelper output)
             // Every fault is healed now: the group must take appends again (a schedule of faults
             // closer together than elections can leave no time to acknowledge any before this).
             var atLastFault = acknowledged.Count;
+            var doneAtLastFault = Volatile.Read(ref workersDone);
             using (var recovery = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
             {
                 while (acknowledged.Count <= atLastFault && !recovery.IsCancellationRequested)
@@ -120,7 +136,8 @@ public sealed class FaultScheduleTests(ITestOutputHelper output)
 
             await load.CancelAsync();
             await Task.WhenAll(workers);
-            output.WriteLine($"schedule: {string.Join("; ", schedule)}; {acknowledged.Count} appends acknowledged, {atLastFault} of them before the last fault healed");
+            output.WriteLine($"schedule: {string.Join("; ", schedule)}; {acknowledged.Count} appends acknowledged, {atLastFault} of them before the last fault healed; {doneAtLastFault} of {Workers} workers had used up their attempts by then");
+            Assert.True(doneAtLastFault < Workers, "every worker had used up its attempts before the last fault healed: the schedule checks nothing after it");
             Assert.True(acknowledged.Count > atLastFault, "no append was acknowledged within 60 s of the last fault healing");
             var statuses = await cluster.WaitForConvergenceAsync(acknowledged.Values.Max(), token);
             await LedgerDurabilityTests.AssertEveryAcknowledgedAppendPresentOnceAsync(cluster, statuses[0].TreeSize, acknowledged, token);
