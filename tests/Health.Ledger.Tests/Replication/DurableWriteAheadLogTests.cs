@@ -167,8 +167,12 @@ public sealed class DurableWriteAheadLogTests : IDisposable
         Assert.Null(log.Failure);
 
         // DotNext's own install, without waiting for its flusher (the race above), until it fails.
+        // An install that did not fail leaves the log at its snapshot, committed through it: each
+        // later attempt first appends entries past it, so that its commit gives the flusher work.
         for (var attempt = 0; attempt < 20 && log.Failure is null; attempt++)
         {
+            if (attempt > 0)
+                await follower.AppendAsync(Entries(term: 1, count: 10), startIndex: log.LastEntryIndex + 1, skipCommitted: true, token);
             var busy = BusyThreadPool(TimeSpan.FromMilliseconds(50));
             await log.CommitAsync(log.LastCommittedEntryIndex + 1, token);
             await log.AppendAsync(new SnapshotEntry(index: 2_048 * (attempt + 1), term: 1), 2_048 * (attempt + 1), token);
