@@ -6,8 +6,8 @@
 # on the leader (~300-byte entries); the nodes stay up, idle, while etcd runs. Alternating, and
 # taking each side's median per level, keeps the machine's swings (which reach half the figure at
 # 256 clients) out of the ratio. The nodes
-# first take 10 s of unmeasured appends: etcd is compiled ahead of time, while .NET compiles its hot
-# code as it runs, so a just-started node measures the JIT, not the ledger.
+# first take 5 s of unmeasured appends at each measured level: etcd is compiled ahead of time, while
+# .NET compiles its hot code as it runs, so a just-started node measures the JIT, not the ledger.
 # Needs: apt-get install etcd-server etcd-client hey. Bounded counts and time; loopback only.
 # Usage: bench/ledger-vs-etcd.sh [N_PER_LEVEL] [ROUNDS]   (20,000 requests per level, 3 rounds by default)
 set -euo pipefail

@@ -17,7 +17,8 @@ public sealed partial class LedgerStore : IDisposable
     private SqliteConnection writer;
 
     // Run for every applied batch or entry: compiled once per writer connection.
-    private readonly ReusedStatement findBatch = new("SELECT first_idx, count FROM batches WHERE id = @id", "@id");
+    private const string FindBatchSql = "SELECT first_idx, count FROM batches WHERE id = @id";
+    private readonly ReusedStatement findBatch = new(FindBatchSql, "@id");
     private readonly ReusedStatement insertEntry = new(
         "INSERT INTO entries(idx, kind, ts, leaf, body) VALUES (@idx, @kind, @ts, @leaf, @body)", "@idx", "@kind", "@ts", "@leaf", "@body");
     private readonly ReusedStatement insertBatch = new("INSERT INTO batches(id, first_idx, count) VALUES (@id, @first, @count)", "@id", "@first", "@count");
@@ -136,7 +137,7 @@ public sealed partial class LedgerStore : IDisposable
     }
 
     private static (long First, int Count)? FindBatch(SqliteConnection connection, Guid id)
-        => connection.QuerySingleOrDefault<(long, int)?>("SELECT first_idx, count FROM batches WHERE id = @id", new { id = id.ToByteArray() });
+        => connection.QuerySingleOrDefault<(long, int)?>(FindBatchSql, new { id = id.ToByteArray() });
 
     /// <summary>
     /// Writes one applied batch atomically: its entries, their module projections, the batch id and

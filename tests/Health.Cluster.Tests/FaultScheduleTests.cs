@@ -52,7 +52,7 @@ public sealed class FaultScheduleTests(ITestOutputHelper output)
                     }
 
                     var id = $"w{worker}-{seq}";
-                    var answered = false;
+                    var acknowledgedNow = false;
                     try
                     {
                         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(running[(worker + seq) % running.Count].HttpUrl, "/ledger/entries"))
@@ -65,7 +65,7 @@ public sealed class FaultScheduleTests(ITestOutputHelper output)
                         if (response.StatusCode == HttpStatusCode.Created)
                         {
                             acknowledged[id] = (await response.Content.ReadFromJsonAsync<JsonElement>(token)).GetProperty("index").GetInt64();
-                            answered = true;
+                            acknowledgedNow = true;
                         }
                     }
                     catch (Exception e) when (e is HttpRequestException or TaskCanceledException or OperationCanceledException or System.Net.Sockets.SocketException)
@@ -78,7 +78,7 @@ public sealed class FaultScheduleTests(ITestOutputHelper output)
                     // A node still starting refuses connections at once: without a pause, a worker
                     // spent its attempts on a group restarting after a kill and sent nothing after
                     // the last fault, which then looked like a group that no longer commits.
-                    if (!answered)
+                    if (!acknowledgedNow)
                         await Task.Delay(FailedAttemptPause, CancellationToken.None);
                 }
 
