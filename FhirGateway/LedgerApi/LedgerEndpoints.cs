@@ -7,6 +7,8 @@ using Health.Ledger.Entries;
 using Health.Ledger.Replication;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+using JsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
 
 namespace Health.FhirGateway.LedgerApi;
 
@@ -41,7 +43,7 @@ public static class LedgerEndpoints
         return app;
     }
 
-    private static async Task<Created<AppendedDto>> AppendAsync(HttpContext context, LedgerNode node, EntryKindRegistry kinds)
+    private static async Task<IResult> AppendAsync(HttpContext context, LedgerNode node, EntryKindRegistry kinds, IOptions<JsonOptions> json)
     {
         RequireLoopback(context);
         var command = await ReadCommandAsync(context).ConfigureAwait(false);
@@ -49,7 +51,8 @@ public static class LedgerEndpoints
             throw RequestFailure.Invalid(problem);
         var result = await node.AppendAsync(command, context.RequestAborted).ConfigureAwait(false);
         context.Response.Headers["X-Ledger-Index"] = result.Index.ToString(CultureInfo.InvariantCulture);
-        return TypedResults.Created($"/ledger/entries/{result.Index}", new AppendedDto(result.Index, Convert.ToHexStringLower(result.LeafHash)));
+        var answer = new AppendedDto(result.Index, Convert.ToHexStringLower(result.LeafHash));
+        return new CreatedJson($"/ledger/entries/{result.Index}", JsonSerializer.SerializeToUtf8Bytes(answer, json.Value.SerializerOptions));
     }
 
     private static async Task<LedgerCommand> ReadCommandAsync(HttpContext context)

@@ -45,6 +45,9 @@ public sealed class LedgerApiTests(RunningCluster running) : IClassFixture<Runni
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         var index = (await response.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("index").GetInt64();
         Assert.Equal(index.ToString(System.Globalization.CultureInfo.InvariantCulture), response.Headers.GetValues("X-Ledger-Index").Single());
+        Assert.Equal($"/ledger/entries/{index}", response.Headers.Location?.OriginalString);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(response.Content.Headers.ContentLength, (await response.Content.ReadAsByteArrayAsync(Token)).Length);
         await cluster.WaitForConvergenceAsync(index, Token);
         foreach (var node in cluster.Nodes)
         {
