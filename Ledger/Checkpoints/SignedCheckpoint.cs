@@ -58,7 +58,7 @@ public sealed record SignedCheckpoint(long TreeSize, byte[] Root, string Signer,
 
     private static byte[] SignedBytes(long treeSize, byte[] root)
     {
-        var writer = new CanonicalWriter();
+        using var writer = new CanonicalWriter();
         writer.WriteBytes(DomainLabel);
         writer.WriteInt64(treeSize);
         writer.WriteBytes(root);

@@ -9,36 +9,46 @@ namespace Health.Ledger.Entries;
 /// length-prefixed UTF-8 strings, fields sorted by ordinal name. Every node produces the same
 /// bytes for the same value, so every node computes the same hashes.
 /// </summary>
-/// <remarks>Every node encodes every entry it applies, so strings are encoded straight into the buffer.</remarks>
-internal sealed class CanonicalWriter(int initialCapacity = 256)
+/// <remarks>
+/// Every node encodes every entry it applies, and the leader every batch it proposes: strings are
+/// encoded straight into a buffer rented from the shared pool, and only the result is allocated
+/// (a batch's scratch buffer would otherwise reach the large object heap, whose allocations start
+/// full collections). Dispose returns the buffer.
+/// </remarks>
+internal sealed class CanonicalWriter(int initialCapacity = 256) : IDisposable
 {
-    private readonly ArrayBufferWriter<byte> buffer = new(initialCapacity);
+    private byte[] buffer = ArrayPool<byte>.Shared.Rent(initialCapacity);
+    private int written;
 
     public void WriteByte(byte value)
     {
-        buffer.GetSpan(1)[0] = value;
-        buffer.Advance(1);
+        GetSpan(1)[0] = value;
+        written++;
     }
 
     public void WriteInt64(long value)
     {
-        BinaryPrimitives.WriteInt64BigEndian(buffer.GetSpan(sizeof(long)), value);
-        buffer.Advance(sizeof(long));
+        BinaryPrimitives.WriteInt64BigEndian(GetSpan(sizeof(long)), value);
+        written += sizeof(long);
     }
 
     public void WriteUInt16(int value)
     {
-        BinaryPrimitives.WriteUInt16BigEndian(buffer.GetSpan(sizeof(ushort)), checked((ushort)value));
-        buffer.Advance(sizeof(ushort));
+        BinaryPrimitives.WriteUInt16BigEndian(GetSpan(sizeof(ushort)), checked((ushort)value));
+        written += sizeof(ushort);
     }
 
     public void WriteUInt32(int value)
     {
-        BinaryPrimitives.WriteUInt32BigEndian(buffer.GetSpan(sizeof(uint)), checked((uint)value));
-        buffer.Advance(sizeof(uint));
+        BinaryPrimitives.WriteUInt32BigEndian(GetSpan(sizeof(uint)), checked((uint)value));
+        written += sizeof(uint);
     }
 
-    public void WriteBytes(ReadOnlySpan<byte> bytes) => buffer.Write(bytes);
+    public void WriteBytes(ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(GetSpan(bytes.Length));
+        written += bytes.Length;
+    }
 
     public void WriteShortString(string value)
     {
@@ -74,7 +84,16 @@ internal sealed class CanonicalWriter(int initialCapacity = 256)
             WriteField(name, fields[name]);
     }
 
-    public byte[] ToArray() => buffer.WrittenSpan.ToArray();
+    public byte[] ToArray() => buffer.AsSpan(0, written).ToArray();
+
+    public void Dispose()
+    {
+        var rented = buffer;
+        buffer = [];
+        written = 0;
+        if (rented.Length > 0)
+            ArrayPool<byte>.Shared.Return(rented);
+    }
 
     private void WriteField(string name, string value)
     {
@@ -84,7 +103,20 @@ internal sealed class CanonicalWriter(int initialCapacity = 256)
 
     private void WriteUtf8(string value, int length)
     {
-        Encoding.UTF8.GetBytes(value, buffer.GetSpan(length));
-        buffer.Advance(length);
+        Encoding.UTF8.GetBytes(value, GetSpan(length));
+        written += length;
+    }
+
+    private Span<byte> GetSpan(int length)
+    {
+        if (buffer.Length - written < length)
+        {
+            var larger = ArrayPool<byte>.Shared.Rent(int.Max(checked(written + length), buffer.Length * 2));
+            buffer.AsSpan(0, written).CopyTo(larger);
+            ArrayPool<byte>.Shared.Return(buffer);
+            buffer = larger;
+        }
+
+        return buffer.AsSpan(written, length);
     }
 }

@@ -23,7 +23,7 @@ public sealed record LedgerEntry(long Index, long Timestamp, byte[] PreviousHash
     /// <summary>The one canonical serialization of this entry (the Merkle leaf data).</summary>
     public byte[] ToCanonicalBytes()
     {
-        var writer = new CanonicalWriter(512);
+        using var writer = new CanonicalWriter(512);
         writer.WriteByte(FormatVersion);
         writer.WriteInt64(Index);
         writer.WriteInt64(Timestamp);

@@ -17,7 +17,7 @@ internal sealed record CommandBatch(Guid Id, long Timestamp, IReadOnlyList<Ledge
 
     public byte[] Encode()
     {
-        var writer = new CanonicalWriter(64 + (Commands.Count * 512));
+        using var writer = new CanonicalWriter(64 + (Commands.Count * 512));
         writer.WriteByte(FormatVersion);
         writer.WriteBytes(Id.ToByteArray(bigEndian: true));
         writer.WriteInt64(Timestamp);
