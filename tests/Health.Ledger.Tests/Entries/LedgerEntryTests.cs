@@ -37,6 +37,22 @@ public sealed class LedgerEntryTests
     }
 
     [Fact]
+    public void A_field_larger_than_the_encoding_buffer_is_written_whole_in_UTF8()
+    {
+        // 30,000 bytes of one-, two-, three- and four-byte characters: the buffer grows several times.
+        var note = string.Concat(Enumerable.Repeat("aé€😀", 3000));
+        var entry = Sample() with { Kind = "OperatorNote", Fields = new Dictionary<string, string> { ["topic"] = "ü", ["note"] = note } };
+
+        var bytes = entry.ToCanonicalBytes();
+
+        var header = Convert.FromHexString("01" + "0000000000000007" + "000001a1ee565e00" + new string('0', 64) + "000c" + Convert.ToHexString("OperatorNote"u8) + "0002");
+        var noteField = Convert.FromHexString("0004" + Convert.ToHexString("note"u8) + "00007530");
+        var topicField = Convert.FromHexString("0005" + Convert.ToHexString("topic"u8) + "00000002" + "c3bc");
+        Assert.Equal([.. header, .. noteField, .. System.Text.Encoding.UTF8.GetBytes(note), .. topicField], bytes);
+        Assert.Equal(note, LedgerEntry.FromCanonicalBytes(bytes).Fields["note"]);
+    }
+
+    [Fact]
     public void Canonical_bytes_round_trip()
     {
         var entry = Sample(previous: MerkleHash.Leaf([1, 2, 3]));
