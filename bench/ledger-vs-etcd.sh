@@ -54,7 +54,10 @@ for round in $(seq 1 "$rounds"); do
   etcd_out=$(bash "$shared/bench/etcd-baseline.sh" "$n")
   echo "$etcd_out" | sed 's/^/  /'
   for c in 1 16 256; do
-    etcd_rps[$c]+=" $(echo "$etcd_out" | awk -v c="c=$c" '$0 ~ "etcd put "c" " {for(i=1;i<=NF;i++) if ($i ~ /^puts\/s=/) {sub("puts/s=","",$i); print $i}}')"
+    # The first puts/s after the level's "etcd put c=N " (hey's status lines can split a result line).
+    puts=$(echo "$etcd_out" | tr '\n' ' ' | grep -o "etcd put c=$c .*" | grep -o 'puts/s=[0-9.]*' | head -1 | cut -d= -f2) || true
+    [ -n "$puts" ] || { echo "no etcd figure for $c clients in round $round" >&2; exit 1; }
+    etcd_rps[$c]+=" $puts"
   done
   for c in 1 16 256; do
     out=$(hey -n "$n" -c "$c" -m POST -T application/json -d "$body" -t 10 "$leader_url/ledger/entries")
