@@ -84,14 +84,12 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     /// <summary>Raised after each applied batch with the new tree size.</summary>
     public event Action<long>? Applied;
 
-    /// <summary>Returns a task that completes with the batch's first ledger index and count once it is applied here.</summary>
+    /// <summary>
+    /// Returns a task that completes with the batch's first ledger index and count once it is applied
+    /// here. Call it before the batch is first proposed: a batch applied earlier is not looked up.
+    /// </summary>
     public Task<(long First, int Count)> WaitForBatch(Guid batchId)
-    {
-        var waiter = waiters.GetOrAdd(batchId, static _ => new(TaskCreationOptions.RunContinuationsAsynchronously));
-        if (store.FindBatch(batchId) is { } applied)
-            Complete(batchId, applied);
-        return waiter.Task;
-    }
+        => waiters.GetOrAdd(batchId, static _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
 
     /// <summary>Stops waiting for a batch.</summary>
     public void ForgetBatch(Guid batchId) => waiters.TryRemove(batchId, out _);

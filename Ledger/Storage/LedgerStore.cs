@@ -17,8 +17,7 @@ public sealed partial class LedgerStore : IDisposable
     private SqliteConnection writer;
 
     // Run for every applied batch or entry: compiled once per writer connection.
-    private const string FindBatchSql = "SELECT first_idx, count FROM batches WHERE id = @id";
-    private readonly ReusedStatement findBatch = new(FindBatchSql, "@id");
+    private readonly ReusedStatement findBatch = new("SELECT first_idx, count FROM batches WHERE id = @id", "@id");
     private readonly ReusedStatement insertEntry = new(
         "INSERT INTO entries(idx, kind, ts, leaf, body) VALUES (@idx, @kind, @ts, @leaf, @body)", "@idx", "@kind", "@ts", "@leaf", "@body");
     private readonly ReusedStatement insertBatch = new("INSERT INTO batches(id, first_idx, count) VALUES (@id, @first, @count)", "@id", "@first", "@count");
@@ -122,22 +121,15 @@ public sealed partial class LedgerStore : IDisposable
         return connection.Query<byte[]>("SELECT leaf FROM entries WHERE idx > @start AND idx <= @end ORDER BY idx", new { start, end = start + count }).AsList();
     }
 
-    /// <summary>The first index and count of an applied batch, or null. Safe on any thread.</summary>
-    internal (long First, int Count)? FindBatch(Guid id)
-    {
-        using var connection = OpenReader();
-        return FindBatch(connection, id);
-    }
-
-    /// <summary>The same, on the apply thread, through the writer connection (which is never shared with other threads).</summary>
+    /// <summary>
+    /// The first index and count of an applied batch, or null; on the apply thread, through the writer
+    /// connection (which is never shared with other threads).
+    /// </summary>
     internal (long First, int Count)? FindBatchWhileApplying(Guid id)
     {
         using var row = findBatch.Bind(writer, null, id.ToByteArray()).ExecuteReader();
         return row.Read() ? (row.GetInt64(0), row.GetInt32(1)) : null;
     }
-
-    private static (long First, int Count)? FindBatch(SqliteConnection connection, Guid id)
-        => connection.QuerySingleOrDefault<(long, int)?>(FindBatchSql, new { id = id.ToByteArray() });
 
     /// <summary>
     /// Writes one applied batch atomically: its entries, their module projections, the batch id and
