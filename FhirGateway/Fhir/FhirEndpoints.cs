@@ -277,6 +277,7 @@ public static partial class FhirEndpoints
     public static async Task WriteJsonAsync(HttpContext context, byte[] json)
     {
         context.Response.ContentType = "application/fhir+json; charset=utf-8";
+        context.Response.ContentLength = json.Length;
         await context.Response.Body.WriteAsync(json, context.RequestAborted).ConfigureAwait(false);
     }
 

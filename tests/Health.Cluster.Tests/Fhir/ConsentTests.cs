@@ -77,6 +77,11 @@ public sealed class ConsentTests(LoadedCluster loaded)
         using (var permitted = await SendAsync(HttpMethod.Get, $"Patient/{patient}", stranger))
         {
             Assert.Equal(HttpStatusCode.OK, permitted.StatusCode);
+            var body = await permitted.Content.ReadAsByteArrayAsync(Token);
+            Assert.NotEqual(true, permitted.Headers.TransferEncodingChunked);
+            Assert.Equal(body.Length, permitted.Content.Headers.ContentLength);
+            using (var resource = JsonDocument.Parse(body))
+                Assert.Equal("Patient", resource.RootElement.GetProperty("resourceType").GetString());
             permitIndex = LedgerIndex(permitted);
             var fields = (await LedgerEntryAsync(permitIndex)).GetProperty("fields");
             Assert.Equal("clinic-east", fields.GetProperty("organization").GetString());
