@@ -30,6 +30,10 @@ public sealed partial class RecordStore : IDisposable
     private readonly string connectionString;
     private readonly byte[] masterKey;
 
+    // One writer at a time, the next one let in as soon as the last is done. SQLite refuses a
+    // second writer as busy, and Microsoft.Data.Sqlite then sleeps 150 ms before asking again.
+    private readonly SemaphoreSlim writeTurn = new(1, 1);
+
     /// <summary>Opens (creating if needed) the store at <paramref name="path"/>.</summary>
     public RecordStore(string path, byte[] masterKey)
     {
@@ -105,8 +109,16 @@ public sealed partial class RecordStore : IDisposable
     /// <returns>Whether the patient had records here.</returns>
     public bool Shred(string patientId)
     {
-        using var connection = Open();
-        return connection.Execute("UPDATE data_keys SET wrapped = NULL, shredded = 1 WHERE owner = @patientId AND owner NOT IN ('', @IndexKeyOwner)", new { patientId, IndexKeyOwner }) > 0;
+        writeTurn.Wait();
+        try
+        {
+            using var connection = Open();
+            return connection.Execute("UPDATE data_keys SET wrapped = NULL, shredded = 1 WHERE owner = @patientId AND owner NOT IN ('', @IndexKeyOwner)", new { patientId, IndexKeyOwner }) > 0;
+        }
+        finally
+        {
+            writeTurn.Release();
+        }
     }
 
     /// <summary>The consortium pseudonym of a patient held here, or null when the patient is not known.</summary>
@@ -123,15 +135,32 @@ public sealed partial class RecordStore : IDisposable
         return connection.QueryFirstOrDefault<string>("SELECT owner FROM patient_keys WHERE patient_key = @patientKey", new { patientKey });
     }
 
-    /// <summary>Starts a transaction for writing resource versions; nothing is visible until it commits.</summary>
+    /// <summary>
+    /// Starts a transaction for writing resource versions; nothing is visible until it commits.
+    /// Writers take turns: this waits until the writer before it is disposed.
+    /// </summary>
     public RecordWriter BeginWrite()
     {
-        var connection = Open();
-        // Multi-row inserts that may hit a constraint keep a statement journal; in memory it costs
-        // no temporary file writes (on disk it wrote more per bundle than the WAL).
-        connection.Execute("PRAGMA temp_store = MEMORY");
-        return new RecordWriter(this, connection, connection.BeginTransaction());
+        writeTurn.Wait();
+        SqliteConnection? connection = null;
+        try
+        {
+            connection = Open();
+            // Multi-row inserts that may hit a constraint keep a statement journal; in memory it costs
+            // no temporary file writes (on disk it wrote more per bundle than the WAL).
+            connection.Execute("PRAGMA temp_store = MEMORY");
+            return new RecordWriter(this, connection, connection.BeginTransaction());
+        }
+        catch
+        {
+            connection?.Dispose();
+            writeTurn.Release();
+            throw;
+        }
     }
+
+    /// <summary>Lets the next writer in; called once by each <see cref="RecordWriter"/> when it is disposed.</summary>
+    internal void EndWrite() => writeTurn.Release();
 
     /// <summary>
     /// Indexes every current resource again, in one transaction that also records the current

@@ -15,6 +15,7 @@ public sealed class RecordWriter : IDisposable
     private readonly OwnerKeys keys;
     private readonly SqliteCommand insertVersion, upsertCurrent, deleteTokens, deleteDates, upsertPatientKey;
     private readonly BatchedInsert insertTokens, insertDates;
+    private bool disposed;
 
     internal RecordWriter(RecordStore store, SqliteConnection connection, SqliteTransaction transaction)
     {
@@ -152,11 +153,21 @@ public sealed class RecordWriter : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
-        foreach (var command in new[] { insertVersion, upsertCurrent, deleteTokens, deleteDates, upsertPatientKey })
-            command.Dispose();
-        insertTokens.Dispose();
-        insertDates.Dispose();
-        transaction.Dispose();
-        connection.Dispose();
+        if (disposed)
+            return;
+        disposed = true;
+        try
+        {
+            foreach (var command in new[] { insertVersion, upsertCurrent, deleteTokens, deleteDates, upsertPatientKey })
+                command.Dispose();
+            insertTokens.Dispose();
+            insertDates.Dispose();
+            transaction.Dispose();
+            connection.Dispose();
+        }
+        finally
+        {
+            store.EndWrite();
+        }
     }
 }

@@ -79,4 +79,33 @@ public sealed class TransactionTests : IAsyncLifetime
         var member = (await stored.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("hasMember")[0].GetProperty("reference").GetString();
         Assert.Equal($"Observation/{cycleIds[1]}", member);
     }
+
+    [SyntheaFact]
+    public async Task Concurrent_transactions_are_each_stored_whole_and_a_failed_one_lets_the_next_in()
+    {
+        var ingested = await PostAsync(await File.ReadAllTextAsync(SyntheaData.PatientBundles.First(), Token), HttpStatusCode.OK);
+        var patient = ingested.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response").GetProperty("location").GetString()!)
+            .First(l => l.StartsWith("Patient/", StringComparison.Ordinal)).Split('/')[1];
+        var existing = (await PostAsync(Transaction($$$"""{"resource":{{{Observation(patient, "preliminary")}}},"request":{"method":"POST","url":"Observation"}}"""), HttpStatusCode.OK))
+            .GetProperty("entry")[0].GetProperty("response").GetProperty("location").GetString()!.Split('/')[1];
+
+        // The custodian writes one transaction at a time; those waiting are let in as each ends,
+        // including one that fails (a stale ifMatch) and is rolled back.
+        var creates = Enumerable.Range(0, 8).Select(_ => PostAsync(Transaction(
+            $$$"""{"resource":{{{Observation(patient, "final")}}},"request":{"method":"POST","url":"Observation"}}""",
+            $$$"""{"resource":{{{Observation(patient, "amended")}}},"request":{"method":"POST","url":"Observation"}}"""), HttpStatusCode.OK)).ToList();
+        var stale = PostAsync(Transaction(
+            $$$"""{"resource":{{{Observation(patient, "final", existing)}}},"request":{"method":"PUT","url":"Observation/{{{existing}}}","ifMatch":"W/\"9\""}}"""),
+            HttpStatusCode.PreconditionFailed);
+        await Task.WhenAll([.. creates, stale]);
+
+        var created = creates.SelectMany(c => c.Result.GetProperty("entry").EnumerateArray())
+            .Select(e => e.GetProperty("response").GetProperty("location").GetString()!.Split('/')[1]).ToList();
+        Assert.Equal(16, created.Distinct().Count());
+        foreach (var id in created)
+            Assert.Equal(HttpStatusCode.OK, await ReadStatusAsync($"Observation/{id}"));
+        Assert.Equal(HttpStatusCode.NotFound, await ReadStatusAsync($"Observation/{existing}/_history/2"));
+        await PostAsync(Transaction(
+            $$$"""{"resource":{{{Observation(patient, "final", existing)}}},"request":{"method":"PUT","url":"Observation/{{{existing}}}","ifMatch":"W/\"1\""}}"""), HttpStatusCode.OK);
+    }
 }
