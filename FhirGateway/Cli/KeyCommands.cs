@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Health.FhirGateway.Hosting;
 using Health.FhirGateway.Records;
 
 namespace Health.FhirGateway.Cli;
@@ -17,10 +18,12 @@ internal static class KeyCommands
                 throw new CommandLineFailure($"{directory.FullName} holds no keys/master.key.");
             try
             {
+                // A running node holds the old key in memory and would wrap new data keys under it.
+                using var stopped = NodeHost.LockDataDirectory(directory.FullName);
                 var rewrapped = MasterKeyRotation.Rotate(directory.FullName);
                 Console.WriteLine($"Master key rotated: {rewrapped} data keys re-wrapped; the previous key is kept as keys/master.key.previous until you delete it.");
             }
-            catch (Exception e) when (e is InvalidOperationException or IOException or Microsoft.Data.Sqlite.SqliteException)
+            catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
             {
                 throw new CommandLineFailure(e.Message);
             }

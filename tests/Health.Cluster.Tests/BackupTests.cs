@@ -91,6 +91,10 @@ public sealed class MasterKeyRotationTests
 
         var keyFile = Path.Combine(node.DataDirectory, "keys", "master.key");
         var before = await File.ReadAllTextAsync(keyFile, token);
+        var (refusedCode, _, refusal) = await NodeProcess.RunToolForExitCodeAsync(["rotate-master-key", "--data", node.DataDirectory]);
+        Assert.True(refusedCode != 0 && refusal.Contains("in use", StringComparison.Ordinal), $"a running node's master key was rotated ({refusedCode}: {refusal})");
+        Assert.Equal(before, await File.ReadAllTextAsync(keyFile, token));
+        Assert.False(File.Exists(keyFile + ".next"), "a next key was written beside a running node's");
         node.Kill();
         var rotated = await NodeProcess.RunToolAsync(["rotate-master-key", "--data", node.DataDirectory]);
         Assert.Contains("data keys re-wrapped", rotated, StringComparison.Ordinal);
