@@ -83,9 +83,7 @@ public sealed class TransactionTests : IAsyncLifetime
     [SyntheaFact]
     public async Task Concurrent_transactions_are_each_stored_whole_and_a_failed_one_lets_the_next_in()
     {
-        var ingested = await PostAsync(await File.ReadAllTextAsync(SyntheaData.PatientBundles.First(), Token), HttpStatusCode.OK);
-        var patient = ingested.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response").GetProperty("location").GetString()!)
-            .First(l => l.StartsWith("Patient/", StringComparison.Ordinal)).Split('/')[1];
+        var patient = await loaded.Cluster.IngestFirstPatientAsync(loaded.Custodian, Token);
         var existing = (await PostAsync(Transaction($$$"""{"resource":{{{Observation(patient, "preliminary")}}},"request":{"method":"POST","url":"Observation"}}"""), HttpStatusCode.OK))
             .GetProperty("entry")[0].GetProperty("response").GetProperty("location").GetString()!.Split('/')[1];
 
