@@ -56,14 +56,8 @@ public sealed class BackgroundSnapshotTests : IDisposable
                 // A member asks for the contents, as DotNext's leader does when it sends the snapshot:
                 // refused until the copy is written, while applying goes on.
                 Assert.Throws<SnapshotNotReadyException>(() => ((IDataTransferObject)mark).Length);
-                var started = DateTime.UtcNow;
-                SnapshotOffer copied;
-                while ((copied = (SnapshotOffer)machine.Snapshot!).Snapshot.File is null)
-                {
-                    Assert.True(DateTime.UtcNow - started < Patience, "no copy was made");
-                    await AppendAsync(log, ++next);
-                    AskForContents(machine);
-                }
+                next = await AppendUntilAsync(log, next, () => ((SnapshotOffer)machine.Snapshot!).Snapshot.File is not null, () => "no copy was made", askingFor: machine);
+                var copied = (SnapshotOffer)machine.Snapshot!;
 
                 // Members still asking for it keep it the snapshot: newer marks are written, not
                 // given to DotNext, which would send them to a copy not yet made.
