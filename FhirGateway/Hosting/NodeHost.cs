@@ -20,6 +20,16 @@ namespace Health.FhirGateway.Hosting;
 /// <summary>Builds and runs one provider node: the ledger member and its HTTP API.</summary>
 public static partial class NodeHost
 {
+    private static readonly string[] AspNetCoreMeters =
+    [
+        "Microsoft.AspNetCore.Hosting",
+        "Microsoft.AspNetCore.Server.Kestrel",
+        "Microsoft.AspNetCore.Diagnostics",
+        "Microsoft.AspNetCore.RateLimiting",
+        "Microsoft.AspNetCore.Authentication",
+        "Microsoft.AspNetCore.Authorization",
+    ];
+
     /// <summary>Starts a node; it runs until the returned application is stopped.</summary>
     public static async Task<WebApplication> StartAsync(NodeSettings settings, CancellationToken token, Action<ILoggingBuilder>? logging = null)
     {
@@ -92,9 +102,13 @@ public static partial class NodeHost
         builder.Services.AddSingleton<ConsentRecorder>();
         builder.Services.AddSingleton<FederatedRecords>();
         builder.Services.AddSingleton<GatewayMetrics>();
+        // ASP.NET Core's meters an operator watches: requests by route, connections and TLS
+        // handshakes, handled exceptions, rate-limit rejections, sign-ins and authorization. Not its
+        // routing match attempts (the request duration carries the route) nor its memory-pool
+        // counters, which are recorded on every request and describe Kestrel's internals.
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(LedgerNode.MeterName, GatewayMetrics.MeterName)
-            .AddAspNetCoreInstrumentation()
+            .AddMeter(AspNetCoreMeters)
             .AddPrometheusExporter());
         builder.Services.AddSingleton<AuditExporter>();
         builder.Services.AddSingleton(sp => new AuditExports(sp.GetRequiredService<AuditExporter>(), Path.Combine(settings.DataDirectory, "exports"), sp.GetRequiredService<ILogger<AuditExports>>()));
@@ -123,6 +137,10 @@ public static partial class NodeHost
             var type = status == StatusCodes.Status404NotFound ? OperationOutcome.IssueType.NotFound : OperationOutcome.IssueType.NotSupported;
             await OperationOutcomeHandler.WriteAsync(context.HttpContext, status, type, $"The request was not handled ({status}).", context.HttpContext.RequestAborted).ConfigureAwait(false);
         });
+
+        // Routing after the error handlers, so that an endpoint answered at routing (an append,
+        // LedgerEndpoints) still has its failures written as OperationOutcomes.
+        app.UseRouting();
         app.UsePortalSecurityHeaders();
         app.UseAuthentication();
         app.UseAuthorization();

@@ -26,7 +26,11 @@ public static class LedgerEndpoints
     public static IEndpointRouteBuilder MapLedgerApi(this IEndpointRouteBuilder app)
     {
         var ledger = app.MapGroup("/ledger");
-        ledger.MapPost("/entries", AppendAsync).WithMetadata(new RequestSizeLimitAttribute(MaxAppendBody));
+        // Appends come from this machine only and carry no token, so the authentication,
+        // authorization, rate-limit and portal-header middleware have nothing to do for them: the
+        // endpoint runs at routing (NodeHost puts routing after the error handlers). Its body limit
+        // is applied at routing too.
+        ledger.MapPost("/entries", AppendAsync).WithMetadata(new RequestSizeLimitAttribute(MaxAppendBody)).ShortCircuit();
         ledger.MapGet("/entries", ListEntries);
         ledger.MapGet("/entries/{index:long}", GetEntry);
         ledger.MapGet("/entries/{index:long}/receipt", GetReceipt);
