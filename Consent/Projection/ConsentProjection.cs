@@ -84,10 +84,10 @@ public sealed class ConsentProjection : ILedgerProjection
         var request = new AccessRequest(fields["requester"], fields["organization"], fields["custodian"], fields["patientKey"],
             fields["scope"], fields["purpose"], !string.IsNullOrEmpty(breakGlassReason), entry.Timestamp);
         var decision = ConsentPolicy.Decide(GrantsInForce(connection, transaction, request.PatientKey), request);
-        insertAccess.Bind(connection, transaction,
+        insertAccess.Execute(connection,
             entry.Index, entry.Timestamp, request.PatientKey, request.Requester, request.Organization, request.Custodian, request.Scope,
             request.Purpose, fields["interaction"], breakGlassReason, decision.Permitted, decision.BreakGlass, decision.Reason,
-            decision.ConsentId, string.Join(' ', decision.WithheldLabels), fields.GetValueOrDefault("gateway")).ExecuteNonQuery();
+            decision.ConsentId, string.Join(' ', decision.WithheldLabels), fields.GetValueOrDefault("gateway"));
     }
 
     private List<ConsentGrant> GrantsInForce(SqliteConnection connection, SqliteTransaction transaction, string patientKey)

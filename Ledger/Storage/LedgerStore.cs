@@ -144,7 +144,7 @@ public sealed partial class LedgerStore : IDisposable
         using var transaction = writer.BeginTransaction();
         foreach (var (entry, body, leaf) in entries)
         {
-            insertEntry.Bind(writer, transaction, entry.Index, entry.Kind, entry.Timestamp, leaf, body).ExecuteNonQuery();
+            insertEntry.Execute(writer, entry.Index, entry.Kind, entry.Timestamp, leaf, body);
             if (entry.Kind == LedgerEntryKinds.MemberAdded.Name)
             {
                 writer.Execute(
@@ -175,11 +175,11 @@ public sealed partial class LedgerStore : IDisposable
 
         if (entries.Count > 0)
         {
-            insertBatch.Bind(writer, transaction, batchId.ToByteArray(), entries[0].Entry.Index, entries.Count).ExecuteNonQuery();
+            insertBatch.Execute(writer, batchId.ToByteArray(), entries[0].Entry.Index, entries.Count);
         }
 
         var lastTimestamp = entries.Count > 0 ? entries[^1].Entry.Timestamp : LastTimestamp;
-        updateState.Bind(writer, transaction, raftIndex, lastTimestamp).ExecuteNonQuery();
+        updateState.Execute(writer, raftIndex, lastTimestamp);
         foreach (var diverged in divergences)
             writer.Execute("INSERT OR IGNORE INTO divergences(idx) VALUES (@diverged)", new { diverged }, transaction);
         transaction.Commit();
