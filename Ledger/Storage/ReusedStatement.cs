@@ -1,3 +1,4 @@
+using System.Data;
 using Microsoft.Data.Sqlite;
 using SQLitePCL;
 
@@ -22,7 +23,7 @@ public sealed class ReusedStatement : IDisposable
     private readonly string[] parameterNames;
     private SqliteCommand? command;
     private sqlite3_stmt? statement;
-    private sqlite3? preparedOn;
+    private SqliteConnection? preparedOn;
     private int[] positions = [];
 
     /// <summary>A statement with named parameters, bound by position in <see cref="Bind"/> and <see cref="Execute"/>.</summary>
@@ -67,7 +68,7 @@ public sealed class ReusedStatement : IDisposable
     {
         CheckCount(values);
         var database = connection.Handle ?? throw new InvalidOperationException("The connection is not open.");
-        var prepared = Prepare(database);
+        var prepared = Prepare(connection, database);
         try
         {
             for (var i = 0; i < values.Length; i++)
@@ -83,12 +84,15 @@ public sealed class ReusedStatement : IDisposable
         }
     }
 
-    private sqlite3_stmt Prepare(sqlite3 database)
+    // The statement lives as long as the connection stays open: Microsoft.Data.Sqlite finalizes its
+    // own statements when a connection closes, but not this one, and SQLite keeps a database with a
+    // statement left open (its files too) until that statement is finalized. So it is finalized as
+    // the connection closes, before a projection being replaced has its files moved or deleted.
+    private sqlite3_stmt Prepare(SqliteConnection connection, sqlite3 database)
     {
-        if (statement is not null && preparedOn == database)
+        if (statement is not null && preparedOn == connection)
             return statement;
-        statement?.Dispose();
-        statement = null;
+        Release();
         Check(database, raw.sqlite3_prepare_v3(database, sql, raw.SQLITE_PREPARE_PERSISTENT, out var prepared, out _));
         positions = Array.ConvertAll(parameterNames, name => raw.sqlite3_bind_parameter_index(prepared, name));
         if (Array.IndexOf(positions, 0) is var missing and >= 0)
@@ -97,8 +101,23 @@ public sealed class ReusedStatement : IDisposable
             throw new ArgumentException($"The statement has no parameter {parameterNames[missing]}.");
         }
 
-        (statement, preparedOn) = (prepared, database);
+        (statement, preparedOn) = (prepared, connection);
+        connection.StateChange += ReleaseOnClose;
         return prepared;
+    }
+
+    private void ReleaseOnClose(object? sender, StateChangeEventArgs change)
+    {
+        if (change.CurrentState == ConnectionState.Closed && sender == preparedOn)
+            Release();
+    }
+
+    private void Release()
+    {
+        if (preparedOn is not null)
+            preparedOn.StateChange -= ReleaseOnClose;
+        statement?.Dispose();
+        (statement, preparedOn) = (null, null);
     }
 
     private static int BindValue(sqlite3_stmt statement, int position, object? value) => value switch
@@ -132,7 +151,6 @@ public sealed class ReusedStatement : IDisposable
     public void Dispose()
     {
         command?.Dispose();
-        statement?.Dispose();
-        statement = null;
+        Release();
     }
 }

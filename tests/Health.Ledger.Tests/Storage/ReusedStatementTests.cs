@@ -78,6 +78,40 @@ public sealed class ReusedStatementTests : IDisposable
         Assert.Equal(["second"], second.Query<string>("SELECT text FROM t ORDER BY id"));
     }
 
+    [Fact]
+    public void Closing_the_connection_lets_SQLite_close_the_database_files()
+    {
+        var file = Path.Combine(root.FullName, "closed.db");
+        using (var connection = Open("closed.db"))
+        {
+            connection.Execute("PRAGMA journal_mode = WAL");
+            insert.Execute(connection, 1L, 1, true, 0.0, "a", Array.Empty<byte>(), null);
+            Assert.NotEmpty(OpenFilesOf(file));
+        }
+
+        // A statement left prepared would keep the database, its WAL and its index open after the
+        // close; a projection replaced on disk must not be written to through them afterwards.
+        Assert.Empty(OpenFilesOf(file));
+        using var again = Open("closed.db", create: false);
+        Assert.Equal(1, insert.Execute(again, 2L, 1, true, 0.0, "b", Array.Empty<byte>(), null));
+    }
+
+    private static List<string> OpenFilesOf(string database) => Directory.GetFiles("/proc/self/fd")
+        .Select(fd =>
+        {
+            try
+            {
+                return new FileInfo(fd).LinkTarget;
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        })
+        .OfType<string>()
+        .Where(target => target.StartsWith(database, StringComparison.Ordinal))
+        .ToList();
+
     private SqliteConnection Open(string name, bool create = true)
     {
         var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(root.FullName, name), Pooling = false }.ToString());
