@@ -8,6 +8,8 @@
 # 256 clients) out of the ratio. The nodes
 # first take 5 s of unmeasured appends at each measured level: etcd is compiled ahead of time, while
 # .NET compiles its hot code as it runs, so a just-started node measures the JIT, not the ledger.
+# Prints each side's median per level and their ratio, then the ledger side's CPU per append (the
+# three nodes' from /proc, hey's own), the figures that explain the ratio on a machine both share.
 # Needs: apt-get install etcd-server etcd-client hey. Bounded counts and time; loopback only.
 # Usage: bench/ledger-vs-etcd.sh [N_PER_LEVEL] [ROUNDS]   (20,000 requests per level, 3 rounds by default)
 set -euo pipefail
@@ -48,7 +50,10 @@ for c in 1 16 256; do
 done
 echo "warm-up: $(curl -s "$leader_url/ledger/status" | sed -n 's/.*"treeSize":\([0-9]*\).*/\1/p') entries appended in 15 s at 1, 16 and 256 clients, not measured"
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-declare -A etcd_rps ledger_rps
+declare -A etcd_rps ledger_rps ledger_cpu hey_cpu
+# CPU of the three nodes (user and system, in clock ticks) from /proc, for CPU per append.
+ticks=$(getconf CLK_TCK)
+node_ticks() { for p in "${pids[@]}"; do awk '{ print $14 + $15 }' "/proc/$p/stat"; done | awk '{ s += $1 } END { print s }'; }
 for round in $(seq 1 "$rounds"); do
   echo "round $round of $rounds"
   etcd_out=$(bash "$shared/bench/etcd-baseline.sh" "$n")
@@ -60,12 +65,19 @@ for round in $(seq 1 "$rounds"); do
     etcd_rps[$c]+=" $puts"
   done
   for c in 1 16 256; do
-    out=$(hey -n "$n" -c "$c" -m POST -T application/json -d "$body" -t 10 "$leader_url/ledger/entries")
+    before=$(node_ticks)
+    TIMEFORMAT='%U %S'
+    { time hey -n "$n" -c "$c" -m POST -T application/json -d "$body" -t 10 "$leader_url/ledger/entries" > "$tmp/hey.out"; } 2> "$tmp/hey.time"
+    out=$(cat "$tmp/hey.out")
+    sent=$(( n / c * c ))   # hey sends the same number of requests from every client
+    nodes_us=$(awk -v b="$before" -v a="$(node_ticks)" -v t="$ticks" -v n="$sent" 'BEGIN { printf "%.0f", (a - b) * 1e6 / t / n }')
+    hey_us=$(awk -v n="$sent" '{ printf "%.0f", ($1 + $2) * 1e6 / n }' "$tmp/hey.time")
+    ledger_cpu[$c]+=" $nodes_us"; hey_cpu[$c]+=" $hey_us"
     rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
     p50=$(echo "$out" | awk '/ 50%/{print $3}'); p99=$(echo "$out" | awk '/ 99%/{print $3}')
     ok=$(echo "$out" | awk '/^ *\[201\]/{print $2}')
     ledger_rps[$c]+=" $rps"
-    echo "  ledger append c=$c n=$n ok=$ok appends/s=$rps p50=${p50}s p99=${p99}s"
+    echo "  ledger append c=$c n=$n ok=$ok appends/s=$rps p50=${p50}s p99=${p99}s nodes_cpu_us=$nodes_us hey_cpu_us=$hey_us"
     echo "$out" | sed -n "/Error distribution/,\$p" | grep -v "^$" | sed "s/^/      /" | head -8 || true
   done
 done
@@ -78,4 +90,11 @@ for c in 1 16 256; do
   e=$(echo "${etcd_rps[$c]}" | median); l=$(echo "${ledger_rps[$c]}" | median)
   per_round=$(paste <(echo "${etcd_rps[$c]}" | tr ' ' '\n' | grep -v '^$') <(echo "${ledger_rps[$c]}" | tr ' ' '\n' | grep -v '^$') | awk '{ printf "%s%.2fx", (NR > 1 ? " " : ""), ($1 > 0 ? $2 / $1 : 0) }')
   awk -v c="$c" -v e="$e" -v l="$l" -v r="$per_round" 'BEGIN { printf "%7s  %20.0f  %25.0f  %5.2fx  %s\n", c, e, l, (e > 0 ? l / e : 0), r }'
+done
+
+echo
+echo "CPU per append on the ledger's side (medians): the three nodes together, and hey driving them"
+echo "clients  nodes µs/append  hey µs/request"
+for c in 1 16 256; do
+  printf "%7s  %15s  %14s\n" "$c" "$(echo "${ledger_cpu[$c]}" | median)" "$(echo "${hey_cpu[$c]}" | median)"
 done
