@@ -54,6 +54,7 @@ declare -A etcd_rps ledger_rps ledger_cpu hey_cpu
 # CPU of the three nodes (user and system, in clock ticks) from /proc, for CPU per append.
 ticks=$(getconf CLK_TCK)
 node_ticks() { for p in "${pids[@]}"; do awk '{ print $14 + $15 }' "/proc/$p/stat"; done | awk '{ s += $1 } END { print s }'; }
+TIMEFORMAT='%U %S'   # bash's `time`: hey's user and system seconds
 for round in $(seq 1 "$rounds"); do
   echo "round $round of $rounds"
   etcd_out=$(bash "$shared/bench/etcd-baseline.sh" "$n")
@@ -66,7 +67,6 @@ for round in $(seq 1 "$rounds"); do
   done
   for c in 1 16 256; do
     before=$(node_ticks)
-    TIMEFORMAT='%U %S'
     { time hey -n "$n" -c "$c" -m POST -T application/json -d "$body" -t 10 "$leader_url/ledger/entries" > "$tmp/hey.out"; } 2> "$tmp/hey.time"
     out=$(cat "$tmp/hey.out")
     sent=$(( n / c * c ))   # hey sends the same number of requests from every client
