@@ -194,7 +194,8 @@ public sealed partial class LedgerStore : IDisposable
     /// <summary>Records that a Raft entry carrying nothing new (a duplicate batch) was applied.</summary>
     internal void AdvanceRaftIndex(long raftIndex)
     {
-        writer.Execute("UPDATE state SET raft_index = @raftIndex WHERE id = 1", new { raftIndex });
+        // The timestamp is unchanged: the state row is written by the one statement that writes it after a batch.
+        updateState.Execute(writer, raftIndex, LastTimestamp);
         RaftIndex = raftIndex;
     }
 
