@@ -11,8 +11,12 @@ public sealed class ConsentLedger(LedgerStore store)
     /// <summary>The applied access request at <paramref name="index"/>, or null when that entry is not one (or not applied here).</summary>
     public AccessRecord? Access(long index)
     {
-        using var connection = store.OpenReader();
-        return Accesses(connection, "WHERE idx = @index", new { index }).SingleOrDefault();
+        // Read back after every access request: a kept statement.
+        return store.Query(connection =>
+        {
+            using var reader = connection.Command(AccessColumns + " WHERE idx = @index", ("@index", index)).ExecuteReader();
+            return reader.Parse<AccessRow>().Select(ToRecord).SingleOrDefault();
+        });
     }
 
     /// <summary>A patient's access requests, newest first, before ledger index <paramref name="before"/>.</summary>
@@ -79,14 +83,17 @@ public sealed class ConsentLedger(LedgerStore store)
         return connection.Query<string>("SELECT custodian FROM record_locations WHERE patient_key = @patientKey ORDER BY custodian", new { patientKey }).AsList();
     }
 
+    private const string AccessColumns = """
+        SELECT idx AS "Index", ts AS Time, requester, organization, custodian, patient_key AS PatientKey, scope, purpose, interaction, break_glass_reason AS BreakGlassReason,
+            permitted, break_glass AS BreakGlass, reason, consent_id AS ConsentId, withheld, gateway FROM access_log
+        """;
+
     private static List<AccessRecord> Accesses(SqliteConnection connection, string where, object parameters)
-        => connection.Query<AccessRow>($"""
-            SELECT idx AS "Index", ts AS Time, requester, organization, custodian, patient_key AS PatientKey, scope, purpose, interaction, break_glass_reason AS BreakGlassReason,
-                permitted, break_glass AS BreakGlass, reason, consent_id AS ConsentId, withheld, gateway FROM access_log {where}
-            """, parameters)
-            .Select(r => new AccessRecord(r.Index, r.Time, r.Requester, r.Organization, r.Custodian, r.PatientKey, r.Scope, r.Purpose, r.Interaction, r.BreakGlassReason,
-                new ConsentDecision(r.Permitted, r.Reason, r.ConsentId, r.BreakGlass, r.Withheld.Split(' ', StringSplitOptions.RemoveEmptyEntries)), r.Gateway))
-            .ToList();
+        => connection.Query<AccessRow>($"{AccessColumns} {where}", parameters).Select(ToRecord).ToList();
+
+    private static AccessRecord ToRecord(AccessRow r)
+        => new(r.Index, r.Time, r.Requester, r.Organization, r.Custodian, r.PatientKey, r.Scope, r.Purpose, r.Interaction, r.BreakGlassReason,
+            new ConsentDecision(r.Permitted, r.Reason, r.ConsentId, r.BreakGlass, r.Withheld.Split(' ', StringSplitOptions.RemoveEmptyEntries)), r.Gateway);
 
     // Dapper fills properties, converting SQLite's integers to bool.
     private sealed class AccessRow

@@ -1,4 +1,5 @@
 using Dapper;
+using Health.Ledger.Storage;
 using Microsoft.Data.Sqlite;
 
 namespace Health.FhirGateway.Records;
@@ -30,6 +31,10 @@ public sealed partial class RecordStore : IDisposable
     private readonly string connectionString;
     private readonly byte[] masterKey;
 
+    // The lookups every read makes (the patient's key, the resource, its data key), on connections
+    // that keep their statements compiled.
+    private readonly KeptConnections kept;
+
     // One writer at a time, the next one let in as soon as the last is done. SQLite refuses a
     // second writer as busy, and Microsoft.Data.Sqlite then sleeps 150 ms before asking again.
     private readonly SemaphoreSlim writeTurn = new(1, 1);
@@ -39,6 +44,7 @@ public sealed partial class RecordStore : IDisposable
     {
         this.masterKey = masterKey;
         connectionString = new SqliteConnectionStringBuilder { DataSource = Path.GetFullPath(path), Pooling = true }.ToString();
+        kept = new KeptConnections(connectionString);
         using var connection = Open();
         connection.Execute("PRAGMA journal_mode = WAL");
         var layout = connection.ExecuteScalar<long>("PRAGMA user_version");
@@ -88,19 +94,23 @@ public sealed partial class RecordStore : IDisposable
     /// <exception cref="ResourceGoneException">The owner's key was destroyed.</exception>
     public byte[] DataKey(SqliteConnection connection, SqliteTransaction? transaction, string owner, bool create)
     {
-        var row = connection.QuerySingleOrDefault<(byte[]? Wrapped, bool Shredded)?>(
-            "SELECT wrapped, shredded FROM data_keys WHERE owner = @owner", new { owner }, transaction);
-        if (row is { Shredded: true })
-            throw new ResourceGoneException("The records of this patient were erased.");
-        if (row is { Wrapped: { } wrapped })
-            return RecordCipher.Open(masterKey, wrapped, RecordCipher.KeyBinding(owner));
-        if (!create)
-            throw new InvalidOperationException("No data key exists for this owner.");
+        var row = connection.QuerySingleOrDefault<(byte[]? Wrapped, bool Shredded)?>(DataKeyQuery, new { owner }, transaction);
+        if (row is not null || !create)
+            return Unwrapped(owner, row);
         var key = RecordCipher.NewDataKey();
         connection.Execute("INSERT INTO data_keys(owner, wrapped) VALUES (@owner, @wrapped)",
             new { owner, wrapped = RecordCipher.Seal(masterKey, key, RecordCipher.KeyBinding(owner)) }, transaction);
         return key;
     }
+
+    private const string DataKeyQuery = "SELECT wrapped, shredded FROM data_keys WHERE owner = @owner";
+
+    private byte[] Unwrapped(string owner, (byte[]? Wrapped, bool Shredded)? row) => row switch
+    {
+        { Shredded: true } => throw new ResourceGoneException("The records of this patient were erased."),
+        { Wrapped: { } wrapped } => RecordCipher.Open(masterKey, wrapped, RecordCipher.KeyBinding(owner)),
+        _ => throw new InvalidOperationException("No data key exists for this owner."),
+    };
 
     /// <summary>
     /// Destroys a patient's data key: every version of every resource in the patient's compartment
@@ -124,8 +134,7 @@ public sealed partial class RecordStore : IDisposable
     /// <summary>The consortium pseudonym of a patient held here, or null when the patient is not known.</summary>
     public string? PatientKeyOf(string owner)
     {
-        using var connection = Open();
-        return connection.QuerySingleOrDefault<string>("SELECT patient_key FROM patient_keys WHERE owner = @owner", new { owner });
+        return kept.Query(connection => connection.Scalar<string>("SELECT patient_key FROM patient_keys WHERE owner = @owner", ("@owner", owner)));
     }
 
     /// <summary>The local patient id of a consortium pseudonym, or null when no such patient is held here.</summary>
@@ -189,21 +198,48 @@ public sealed partial class RecordStore : IDisposable
     /// <exception cref="ResourceGoneException">It was deleted or its patient's records were erased.</exception>
     public StoredResource? Read(string type, string id, int? version = null)
     {
-        using var connection = Open();
-        var row = connection.QuerySingleOrDefault<(int Version, string Owner, long LastUpdated, bool Deleted)?>(
-            "SELECT version, owner, last_updated, deleted FROM current WHERE type = @type AND id = @id", new { type, id });
-        if (row is not { } current)
+        if (kept.Query(connection => Find(connection, type, id, version)) is not { } found)
             return null;
-        var wanted = version ?? current.Version;
-        var stored = connection.QuerySingleOrDefault<(long LastUpdated, bool Deleted, byte[]? Body)?>(
-            "SELECT last_updated, deleted, body FROM versions WHERE type = @type AND id = @id AND version = @wanted", new { type, id, wanted });
-        if (stored is not { } found)
-            return null;
-        if (found.Deleted || (version is null && current.Deleted))
+        if (found.Deleted)
             throw new ResourceGoneException($"{type}/{id} was deleted.");
-        return new OwnerKeys(this, connection, null).Open(type, id, wanted, current.Owner, found.LastUpdated, found.Body!);
+        var body = RecordCipher.Open(Unwrapped(found.Owner, found.DataKey), found.Body!, RecordCipher.ResourceBinding(type, id, found.Version));
+        return new StoredResource(type, id, found.Version, found.Owner, found.LastUpdated, body);
+    }
+
+    private sealed record FoundVersion(int Version, string Owner, long LastUpdated, bool Deleted, byte[]? Body, (byte[]? Wrapped, bool Shredded)? DataKey);
+
+    // A version (the current one when none is named) with its owner's wrapped data key; deleted
+    // when that version is a deletion, or the current one is and no version was named.
+    private static FoundVersion? Find(KeptConnection connection, string type, string id, int? version)
+    {
+        (int Version, string Owner, bool Deleted) current;
+        using (var row = connection.Command("SELECT version, owner, deleted FROM current WHERE type = @type AND id = @id", ("@type", type), ("@id", id)).ExecuteReader())
+        {
+            if (!row.Read())
+                return null;
+            current = (row.GetInt32(0), row.GetString(1), row.GetBoolean(2));
+        }
+
+        var wanted = version ?? current.Version;
+        (long LastUpdated, bool Deleted, byte[]? Body) stored;
+        using (var row = connection.Command("SELECT last_updated, deleted, body FROM versions WHERE type = @type AND id = @id AND version = @wanted",
+            ("@type", type), ("@id", id), ("@wanted", wanted)).ExecuteReader())
+        {
+            if (!row.Read())
+                return null;
+            stored = (row.GetInt64(0), row.GetBoolean(1), row.IsDBNull(2) ? null : row.GetFieldValue<byte[]>(2));
+        }
+
+        var deleted = stored.Deleted || (version is null && current.Deleted);
+        using var key = connection.Command(DataKeyQuery, ("@owner", current.Owner)).ExecuteReader();
+        (byte[]? Wrapped, bool Shredded)? dataKey = key.Read() ? (key.IsDBNull(0) ? null : key.GetFieldValue<byte[]>(0), key.GetBoolean(1)) : null;
+        return new FoundVersion(wanted, current.Owner, stored.LastUpdated, deleted, stored.Body, dataKey);
     }
 
     /// <inheritdoc/>
-    public void Dispose() => SqliteConnection.ClearAllPools();
+    public void Dispose()
+    {
+        kept.Dispose();
+        SqliteConnection.ClearAllPools();
+    }
 }

@@ -35,10 +35,10 @@ public sealed class Admission(LedgerStore store, IReadOnlyCollection<string> fou
     /// <summary>Whether a node, or the organisation it speaks for, has been removed from the consortium.</summary>
     public bool IsRemoved(string nodeOrOrganization)
     {
-        using var connection = store.OpenReader();
-        return connection.ExecuteScalar<bool>(
+        // Asked on every gated read: a kept statement.
+        return store.Query(connection => connection.Scalar<long>(
             "SELECT EXISTS(SELECT 1 FROM admitted_nodes WHERE (node_id = @nodeOrOrganization OR organization = @nodeOrOrganization) AND removed_idx IS NOT NULL)",
-            new { nodeOrOrganization });
+            ("@nodeOrOrganization", nodeOrOrganization)) != 0);
     }
 
     /// <summary>Every proposal with its votes, newest first.</summary>

@@ -13,7 +13,7 @@ public sealed partial class LedgerStore : IDisposable
 {
     private readonly string path;
     private readonly IReadOnlyList<ILedgerProjection> projections;
-    private readonly ProjectionReaders readers = new();
+    private readonly ProjectionReaders readers;
     private SqliteConnection writer;
 
     // Run for every applied batch or entry: compiled once per writer connection.
@@ -34,6 +34,7 @@ public sealed partial class LedgerStore : IDisposable
     {
         this.path = Path.GetFullPath(path);
         this.projections = projections;
+        readers = new ProjectionReaders(ConnectionString);
         writer = OpenChecked();
     }
 
@@ -104,7 +105,14 @@ public sealed partial class LedgerStore : IDisposable
     }
 
     /// <summary>Opens a read-only view for queries on any thread.</summary>
-    public SqliteConnection OpenReader() => readers.Open(ConnectionString);
+    public SqliteConnection OpenReader() => readers.Open();
+
+    /// <summary>
+    /// Runs a query made on every request (a lookup by key) on a connection kept open with its
+    /// statements compiled; safe on any thread. The query must not keep the connection or a reader
+    /// past its return.
+    /// </summary>
+    public T Query<T>(Func<KeptConnection, T> query) => readers.Query(query);
 
     /// <summary>Every leaf hash in index order, to rebuild the Merkle tree at start-up.</summary>
     public IEnumerable<byte[]> ReadLeafHashes()
@@ -354,6 +362,7 @@ public sealed partial class LedgerStore : IDisposable
     {
         foreach (var statement in new[] { findBatch, insertEntry, insertBatch, updateState })
             statement.Dispose();
+        readers.Dispose();
         writer.Dispose();
         SqliteConnection.ClearPool(writer);
     }

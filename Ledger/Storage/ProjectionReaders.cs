@@ -7,9 +7,11 @@ namespace Health.Ledger.Storage;
 /// installed, the projection reset) with none open. SQLite keeps a WAL database's recent pages in
 /// the -wal and -shm files beside it, found by name: a connection open on the old file while they
 /// are removed and the new file moved into place would read one database's pages through the
-/// other's index, which SQLite reports as a malformed database image.
+/// other's index, which SQLite reports as a malformed database image. The connections kept open
+/// for frequent queries (<see cref="Query"/>) are closed once an exclusion is granted.
 /// </summary>
-internal sealed class ProjectionReaders
+/// <param name="connectionString">The projection's connection string.</param>
+internal sealed class ProjectionReaders(string connectionString) : IDisposable
 {
     private enum Exclusion { None, Pending, Granted }
 
@@ -18,6 +20,8 @@ internal sealed class ProjectionReaders
     private static readonly AsyncLocal<int> HeldByThisFlow = new();
 
     private readonly object sync = new();
+    private readonly string connectionString = connectionString;
+    private readonly KeptConnections kept = new(connectionString);
     private int open;
     private Exclusion exclusion;
 
@@ -69,6 +73,7 @@ internal sealed class ProjectionReaders
             }
 
             exclusion = Exclusion.Granted;
+            kept.CloseIdle();
             return new Excluded(this);
         }
     }
@@ -83,12 +88,29 @@ internal sealed class ProjectionReaders
     }
 
     /// <summary>Opens a connection that counts itself here while it is open.</summary>
-    public SqliteConnection Open(string connectionString)
+    public SqliteConnection Open()
     {
         var connection = new CountedConnection(connectionString, this);
         connection.Open();
         return connection;
     }
+
+    /// <summary>Runs a frequent query on a kept connection (its statements stay compiled), counted here while it runs.</summary>
+    public T Query<T>(Func<KeptConnection, T> query)
+    {
+        Enter();
+        try
+        {
+            return kept.Query(query);
+        }
+        finally
+        {
+            Exit();
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => kept.Dispose();
 
     private sealed class CountedConnection(string connectionString, ProjectionReaders readers) : SqliteConnection(connectionString)
     {

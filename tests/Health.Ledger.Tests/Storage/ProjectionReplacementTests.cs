@@ -68,6 +68,23 @@ public sealed class ProjectionReplacementTests : IDisposable
     }
 
     [Fact]
+    public async Task A_kept_query_after_a_replacement_reads_the_new_projection()
+    {
+        var (small, smallCount) = await CopyOfLedgerAsync("small", 40);
+        using var store = new LedgerStore(Path.Combine(root.FullName, "ledger.db"), []);
+        long Count() => store.Query(kept => kept.Scalar<long>("SELECT count(*) FROM entries"));
+        Assert.Equal(0, Count());
+
+        using (var excluded = store.TryExcludeReaders(TimeSpan.FromSeconds(10)))
+        {
+            Assert.NotNull(excluded);
+            store.ReplaceWithMoved(small, excluded);
+        }
+
+        Assert.Equal(smallCount, Count());
+    }
+
+    [Fact]
     public async Task Replacing_waits_for_open_readers_and_holds_new_ones_off_until_it_is_done()
     {
         using var store = new LedgerStore(Path.Combine(root.FullName, "ledger.db"), []);
@@ -136,6 +153,9 @@ public sealed class ProjectionReplacementTests : IDisposable
             var leaves = connection.Query<byte[]>("SELECT leaf FROM entries ORDER BY idx", transaction: transaction).Count();
             Assert.Contains(count, counts);
             Assert.Equal(count, leaves);
+
+            // A kept connection (statements compiled once) must not outlive the file it was opened on.
+            Assert.Contains(store.Query(kept => kept.Scalar<long>("SELECT count(*) FROM entries")), counts);
             reads++;
         }
 
