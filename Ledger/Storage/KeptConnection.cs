@@ -17,7 +17,8 @@ public sealed class KeptConnection : IDisposable
     /// <summary>
     /// The command for <paramref name="sql"/> on this connection with its parameters set to
     /// <paramref name="values"/> (null is SQL NULL). The same names must be given on every call for
-    /// the same text.
+    /// the same text. Each distinct text keeps its compiled statement as long as the connection is
+    /// open, so the texts must come from a fixed set: values go in parameters, never in the text.
     /// </summary>
     public SqliteCommand Command(string sql, params ReadOnlySpan<(string Name, object? Value)> values)
     {
