@@ -21,5 +21,9 @@ internal sealed class OwnerKeys(RecordStore store, SqliteConnection connection, 
 
     /// <summary>Decrypts a stored version's body, bound to its type, id and version.</summary>
     public StoredResource Open(string type, string id, int version, string owner, long lastUpdated, byte[] body)
-        => new(type, id, version, owner, lastUpdated, RecordCipher.Open(For(owner), body, RecordCipher.ResourceBinding(type, id, version)));
+        => OpenWith(For(owner), type, id, version, owner, lastUpdated, body);
+
+    /// <summary>Decrypts a stored version's body with its owner's data key, bound to its type, id and version.</summary>
+    public static StoredResource OpenWith(byte[] dataKey, string type, string id, int version, string owner, long lastUpdated, byte[] body)
+        => new(type, id, version, owner, lastUpdated, RecordCipher.Open(dataKey, body, RecordCipher.ResourceBinding(type, id, version)));
 }

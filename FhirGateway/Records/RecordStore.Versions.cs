@@ -1,15 +1,20 @@
 using Dapper;
+using Health.Ledger.Storage;
 
 namespace Health.FhirGateway.Records;
 
 public sealed partial class RecordStore
 {
     /// <summary>The current version, owner and deleted flag of a resource, or null when unknown.</summary>
-    public (int Version, string Owner, bool Deleted)? Current(string type, string id)
+    public (int Version, string Owner, bool Deleted)? Current(string type, string id) => kept.Query(connection => CurrentOf(connection, type, id));
+
+    /// <summary>The query for a resource's current version, owner and deleted flag (parameters <c>@type</c>, <c>@id</c>).</summary>
+    internal const string CurrentQuery = "SELECT version, owner, deleted FROM current WHERE type = @type AND id = @id";
+
+    private static (int Version, string Owner, bool Deleted)? CurrentOf(KeptConnection connection, string type, string id)
     {
-        using var connection = Open();
-        return connection.QuerySingleOrDefault<(int, string, bool)?>(
-            "SELECT version, owner, deleted FROM current WHERE type = @type AND id = @id", new { type, id });
+        using var row = connection.Command(CurrentQuery, ("@type", type), ("@id", id)).ExecuteReader();
+        return row.Read() ? (row.GetInt32(0), row.GetString(1), row.GetBoolean(2)) : null;
     }
 
     /// <summary>How many resources are current (not deleted), and how many patients have records here.</summary>

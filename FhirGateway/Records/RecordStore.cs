@@ -202,8 +202,7 @@ public sealed partial class RecordStore : IDisposable
             return null;
         if (found.Deleted)
             throw new ResourceGoneException($"{type}/{id} was deleted.");
-        var body = RecordCipher.Open(Unwrapped(found.Owner, found.DataKey), found.Body!, RecordCipher.ResourceBinding(type, id, found.Version));
-        return new StoredResource(type, id, found.Version, found.Owner, found.LastUpdated, body);
+        return OwnerKeys.OpenWith(Unwrapped(found.Owner, found.DataKey), type, id, found.Version, found.Owner, found.LastUpdated, found.Body!);
     }
 
     private sealed record FoundVersion(int Version, string Owner, long LastUpdated, bool Deleted, byte[]? Body, (byte[]? Wrapped, bool Shredded)? DataKey);
@@ -212,14 +211,8 @@ public sealed partial class RecordStore : IDisposable
     // when that version is a deletion, or the current one is and no version was named.
     private static FoundVersion? Find(KeptConnection connection, string type, string id, int? version)
     {
-        (int Version, string Owner, bool Deleted) current;
-        using (var row = connection.Command("SELECT version, owner, deleted FROM current WHERE type = @type AND id = @id", ("@type", type), ("@id", id)).ExecuteReader())
-        {
-            if (!row.Read())
-                return null;
-            current = (row.GetInt32(0), row.GetString(1), row.GetBoolean(2));
-        }
-
+        if (CurrentOf(connection, type, id) is not { } current)
+            return null;
         var wanted = version ?? current.Version;
         (long LastUpdated, bool Deleted, byte[]? Body) stored;
         using (var row = connection.Command("SELECT last_updated, deleted, body FROM versions WHERE type = @type AND id = @id AND version = @wanted",

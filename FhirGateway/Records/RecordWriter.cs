@@ -105,8 +105,7 @@ public sealed class RecordWriter : IDisposable
 
     /// <summary>The current version, owner and deleted flag of a resource, as this transaction sees it.</summary>
     public (int Version, string Owner, bool Deleted)? Current(string type, string id)
-        => connection.QuerySingleOrDefault<(int, string, bool)?>(
-            "SELECT version, owner, deleted FROM current WHERE type = @type AND id = @id", new { type, id }, transaction);
+        => connection.QuerySingleOrDefault<(int, string, bool)?>(RecordStore.CurrentQuery, new { type, id }, transaction);
 
     /// <summary>Commits everything written.</summary>
     public void Commit()

@@ -25,20 +25,19 @@ public sealed class KeptConnections(string connectionString, int keep = 16) : ID
     public T Query<T>(Func<KeptConnection, T> query)
     {
         var connection = Take();
-        bool completed = false;
+        T result;
         try
         {
-            var result = query(connection);
-            completed = true;
-            return result;
+            result = query(connection);
         }
-        finally
+        catch
         {
-            if (completed)
-                Return(connection);
-            else
-                connection.Dispose();
+            connection.Dispose();
+            throw;
         }
+
+        Return(connection);
+        return result;
     }
 
     /// <summary>Closes the idle connections (the file is about to be replaced, or the store closed); those in use close when their query ends if <see cref="Dispose"/> was called.</summary>
