@@ -22,11 +22,15 @@ internal interface INodeProcesses
 /// <param name="CpuSeconds">CPU seconds each node used during the run.</param>
 /// <param name="PeakMemoryMiB">Each node's peak resident memory at the end of the run.</param>
 /// <param name="DriverCpuSeconds">CPU seconds the driver itself used (it shares the machine with the nodes).</param>
+/// <param name="Resources">FHIR resources the answered requests stored (ingest), 0 where requests store none.</param>
 internal sealed record LoadResult(string Name, int Clients, int Ok, int Failed, double Seconds, double[] LatenciesMs, IReadOnlyList<double> CpuSeconds, IReadOnlyList<double> PeakMemoryMiB,
-    double DriverCpuSeconds)
+    double DriverCpuSeconds, long Resources)
 {
     /// <summary>Answered requests per second.</summary>
     public double Throughput => Ok / Seconds;
+
+    /// <summary>Resources stored per second.</summary>
+    public double ResourcesPerSecond => Resources / Seconds;
 
     /// <summary>The latency below which the given share of requests fell, in milliseconds.</summary>
     public double Percentile(double share) => LatenciesMs.Length == 0 ? double.NaN : LatenciesMs[(int)Math.Min(LatenciesMs.Length - 1, Math.Ceiling(share * LatenciesMs.Length) - 1)];
@@ -46,17 +50,23 @@ internal static class LoadRun
     /// <summary>Runs one request; true when the answer is the one the scenario expects.</summary>
     public delegate Task<bool> Request(int sequence, CancellationToken token);
 
-    public static async Task<LoadResult> RunAsync(string name, INodeProcesses cluster, int clients, int requests, TimeSpan limit, Request request, CancellationToken token)
+    /// <summary>
+    /// Warms up, then measures. <paramref name="resourcesOf"/>, where given, says how many FHIR
+    /// resources the request with a sequence number stores when it is answered as expected.
+    /// </summary>
+    public static async Task<LoadResult> RunAsync(string name, INodeProcesses cluster, int clients, int requests, TimeSpan limit, Request request, CancellationToken token,
+        Func<int, int>? resourcesOf = null)
     {
-        await MeasureAsync(name, cluster, clients, MaxWarmUpRequests, WarmUp, request, token).ConfigureAwait(false);
-        return await MeasureAsync(name, cluster, clients, requests, limit, request, token).ConfigureAwait(false);
+        await MeasureAsync(name, cluster, clients, MaxWarmUpRequests, WarmUp, request, null, token).ConfigureAwait(false);
+        return await MeasureAsync(name, cluster, clients, requests, limit, request, resourcesOf, token).ConfigureAwait(false);
     }
 
     /// <summary>The same without the warm-up, for a run that continues a warmed-up one.</summary>
     public static Task<LoadResult> ContinueAsync(string name, INodeProcesses cluster, int clients, int requests, TimeSpan limit, Request request, CancellationToken token)
-        => MeasureAsync(name, cluster, clients, requests, limit, request, token);
+        => MeasureAsync(name, cluster, clients, requests, limit, request, null, token);
 
-    private static async Task<LoadResult> MeasureAsync(string name, INodeProcesses cluster, int clients, int requests, TimeSpan limit, Request request, CancellationToken token)
+    private static async Task<LoadResult> MeasureAsync(string name, INodeProcesses cluster, int clients, int requests, TimeSpan limit, Request request, Func<int, int>? resourcesOf,
+        CancellationToken token)
     {
         var latencies = new double[requests];
         var answered = new bool[requests];
@@ -91,6 +101,7 @@ internal static class LoadRun
         var sorted = latencies.Where((_, i) => answered[i]).Order().ToArray();
         return new LoadResult(name, clients, sorted.Length, failed, clock.Elapsed.TotalSeconds, sorted,
             cpuAfter.Select((after, i) => after - cpuBefore[i]).ToList(), cluster.PeakMemoryMiB(),
-            (Process.GetCurrentProcess().TotalProcessorTime - driverBefore).TotalSeconds);
+            (Process.GetCurrentProcess().TotalProcessorTime - driverBefore).TotalSeconds,
+            resourcesOf is null ? 0 : answered.Select((ok, i) => ok ? (long)resourcesOf(i) : 0).Sum());
     }
 }

@@ -6,9 +6,9 @@ using Spectre.Console;
 // health-load: the end-to-end load driver. Starts its own three-node cluster on loopback for each
 // scenario, runs it bounded in requests and time, and prints throughput, latency percentiles, CPU
 // seconds and peak memory per node. docs/PERFORMANCE.md has the figures and what limits them.
-var scenario = new Argument<string>("scenario") { Description = "appends, reads, mixed, everything, all (those four), growth or shards." };
-var clients = new Option<string>("--clients") { Description = "Concurrent clients, comma-separated: one run each.", DefaultValueFactory = _ => string.Empty };
-var requests = new Option<int>("--requests") { Description = "Requests per run.", DefaultValueFactory = _ => 4000 };
+var scenario = new Argument<string>("scenario") { Description = "appends, reads, mixed, everything, all (those four), ingest, growth or shards." };
+var clients = new Option<string>("--clients") { Description = "Concurrent clients (for ingest, bundles in flight), comma-separated: one run each.", DefaultValueFactory = _ => string.Empty };
+var requests = new Option<int>("--requests") { Description = "Requests (for ingest, bundles) per run.", DefaultValueFactory = _ => 4000 };
 var seconds = new Option<int>("--seconds") { Description = "Longest a run may take.", DefaultValueFactory = _ => 60 };
 var entries = new Option<int>("--entries") { Description = "growth: how large the ledger grows, in steps of a tenth.", DefaultValueFactory = _ => 1_000_000 };
 var groupCounts = new Option<string>("--groups") { Description = "shards: numbers of Raft groups to compare, comma-separated.", DefaultValueFactory = _ => "1,2,3" };
@@ -19,7 +19,7 @@ root.SetAction(async (parsed, token) =>
 {
     var name = parsed.GetValue(scenario)!;
     var names = name == "all" ? new[] { "appends", "reads", "mixed", "everything" } : [name];
-    if (names.Any(n => n is not ("appends" or "reads" or "mixed" or "everything" or "growth" or "shards")))
+    if (names.Any(n => n is not ("appends" or "reads" or "mixed" or "everything" or "ingest" or "growth" or "shards")))
     {
         await Console.Error.WriteLineAsync($"health-load: unknown scenario {name}").ConfigureAwait(false);
         return 2;
@@ -42,7 +42,7 @@ root.SetAction(async (parsed, token) =>
     var results = new List<LoadResult>();
     foreach (var run in names)
     {
-        var levels = given is { Length: > 0 } ? given : run switch { "appends" => [1, 16, 256], "growth" or "shards" => [256], _ => [64] };
+        var levels = given is { Length: > 0 } ? given : run switch { "appends" => [1, 16, 256], "ingest" => [4], "growth" or "shards" => [256], _ => [64] };
         if (run == "shards")
         {
             foreach (var count in groups)
@@ -75,7 +75,7 @@ root.SetAction(async (parsed, token) =>
             continue;
         }
 
-        var patients = run == "appends" ? null : await load.LoadPatientsAsync(parsed.GetValue(patientCount), token).ConfigureAwait(false);
+        var patients = run is "appends" or "ingest" ? null : await load.LoadPatientsAsync(parsed.GetValue(patientCount), token).ConfigureAwait(false);
         foreach (var level in levels)
         {
             var result = run switch
@@ -83,6 +83,7 @@ root.SetAction(async (parsed, token) =>
                 "appends" => await load.AppendsAsync(level, parsed.GetValue(requests), token).ConfigureAwait(false),
                 "reads" => await load.ReadsAsync(patients!, level, parsed.GetValue(requests), token).ConfigureAwait(false),
                 "mixed" => await load.MixedAsync(patients!, level, parsed.GetValue(requests), token).ConfigureAwait(false),
+                "ingest" => await load.IngestAsync(level, parsed.GetValue(requests), token).ConfigureAwait(false),
                 _ => await load.EverythingAsync(patients!, level, parsed.GetValue(requests), token).ConfigureAwait(false),
             };
             results.Add(result);
@@ -97,18 +98,18 @@ return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
 
 static void Print(IReadOnlyList<LoadResult> results)
 {
-    var table = new Table().AddColumns("scenario", "clients", "ok", "failed", "req/s", "p50 ms", "p95 ms", "p99 ms", "CPU s per node", "driver CPU s", "peak MiB per node");
+    var table = new Table().AddColumns("scenario", "clients", "ok", "failed", "req/s", "resources/s", "p50 ms", "p95 ms", "p99 ms", "CPU s per node", "driver CPU s", "peak MiB per node");
     foreach (var r in results)
     {
         table.AddRow(r.Name, r.Clients.ToString(CultureInfo.InvariantCulture), r.Ok.ToString(CultureInfo.InvariantCulture), r.Failed.ToString(CultureInfo.InvariantCulture),
-            r.Throughput.ToString("F0", CultureInfo.InvariantCulture), r.Percentile(0.50).ToString("F1", CultureInfo.InvariantCulture),
+            r.Throughput.ToString("F0", CultureInfo.InvariantCulture), r.Resources == 0 ? "-" : r.ResourcesPerSecond.ToString("F0", CultureInfo.InvariantCulture), r.Percentile(0.50).ToString("F1", CultureInfo.InvariantCulture),
             r.Percentile(0.95).ToString("F1", CultureInfo.InvariantCulture), r.Percentile(0.99).ToString("F1", CultureInfo.InvariantCulture),
             string.Join(" / ", r.CpuSeconds.Select(c => c.ToString("F1", CultureInfo.InvariantCulture))), r.DriverCpuSeconds.ToString("F1", CultureInfo.InvariantCulture),
             string.Join(" / ", r.PeakMemoryMiB.Select(m => m.ToString("F0", CultureInfo.InvariantCulture))));
     }
 
-    // Redirected output has no terminal width; the table needs about 150 columns.
-    AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 170);
+    // Redirected output has no terminal width; the table needs about 170 columns.
+    AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 190);
     AnsiConsole.Write(table);
     AnsiConsole.MarkupLineInterpolated($"[grey]{Environment.ProcessorCount} cores; {results.Sum(r => r.Ok + r.Failed)} requests; nodes and driver share the machine[/]");
 }

@@ -80,22 +80,40 @@ internal sealed class Scenarios(NodeCluster cluster, DirectoryInfo samples, Time
             return response.StatusCode == HttpStatusCode.OK;
         }, token).ConfigureAwait(false);
 
+    /// <summary>
+    /// Synthea patient bundles posted to node1 as transactions, <paramref name="inFlight"/> at a time,
+    /// after the organisations and practitioners they refer to: a bulk load. Each post stores its
+    /// patient anew (new ids), so the set can be sent again and again; the figure that matters is
+    /// resources stored per second, with encryption.
+    /// </summary>
+    public async Task<LoadResult> IngestAsync(int inFlight, int bundles, CancellationToken token)
+    {
+        var operatorToken = await cluster.TokenAsync("--role", "operator").ConfigureAwait(false);
+        var (infrastructure, patients) = SampleBundles();
+        foreach (var file in infrastructure)
+            await PostBundleAsync(file, operatorToken, token).ConfigureAwait(false);
+        var bodies = await Task.WhenAll(patients.Select(f => File.ReadAllBytesAsync(f.FullName, token))).ConfigureAwait(false);
+        var resources = bodies.Select(static b =>
+        {
+            using var bundle = JsonDocument.Parse(b);
+            return bundle.RootElement.GetProperty("entry").GetArrayLength();
+        }).ToArray();
+        return await LoadRun.RunAsync($"Synthea ingest, {inFlight} bundle{(inFlight == 1 ? string.Empty : "s")} in flight", cluster, inFlight, bundles, limit, async (sequence, ct) =>
+        {
+            using var response = await SendBundleAsync(bodies[sequence % bodies.Length], operatorToken, ct).ConfigureAwait(false);
+            return response.StatusCode == HttpStatusCode.OK;
+        }, token, sequence => resources[sequence % resources.Length]).ConfigureAwait(false);
+    }
+
     /// <summary>Loads the organisations, practitioners and <paramref name="count"/> patients at node1, each granting the reader's organisation.</summary>
     public async Task<Patients> LoadPatientsAsync(int count, CancellationToken token)
     {
         var operatorToken = await cluster.TokenAsync("--role", "operator").ConfigureAwait(false);
-        var files = samples.EnumerateFiles("*.json").OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
-        static bool IsInfrastructure(FileInfo f) => f.Name.StartsWith("hospitalInformation", StringComparison.Ordinal) || f.Name.StartsWith("practitionerInformation", StringComparison.Ordinal);
+        var (infrastructure, patientFiles) = SampleBundles();
         var ids = new List<string>();
-        foreach (var file in files.Where(IsInfrastructure).Concat(files.Where(f => !IsInfrastructure(f)).Take(count)))
+        foreach (var file in infrastructure.Concat(patientFiles.Take(count)))
         {
-            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(cluster.Urls[0], "/fhir")) { Content = new ByteArrayContent(await File.ReadAllBytesAsync(file.FullName, token).ConfigureAwait(false)) };
-            request.Content.Headers.ContentType = FhirJson;
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", operatorToken);
-            using var response = await cluster.Client.SendAsync(request, token).ConfigureAwait(false);
-            if (response.StatusCode != HttpStatusCode.OK)
-                throw new InvalidOperationException($"{file.Name} was refused with {(int)response.StatusCode}.");
-            var answer = await response.Content.ReadFromJsonAsync<JsonElement>(token).ConfigureAwait(false);
+            var answer = await PostBundleAsync(file, operatorToken, token).ConfigureAwait(false);
             ids.AddRange(answer.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response").GetProperty("location").GetString()!)
                 .Where(l => l.StartsWith("Patient/", StringComparison.Ordinal)).Select(l => l.Split('/')[1]));
         }
@@ -112,6 +130,31 @@ internal sealed class Scenarios(NodeCluster cluster, DirectoryInfo samples, Time
         }
 
         return patients;
+    }
+
+    // The sample folder's bundles: organisations and practitioners first (the patients' bundles refer to them), then the patients, by name.
+    private (IReadOnlyList<FileInfo> Infrastructure, IReadOnlyList<FileInfo> Patients) SampleBundles()
+    {
+        var files = samples.EnumerateFiles("*.json").OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
+        static bool IsInfrastructure(FileInfo f) => f.Name.StartsWith("hospitalInformation", StringComparison.Ordinal) || f.Name.StartsWith("practitionerInformation", StringComparison.Ordinal);
+        return (files.Where(IsInfrastructure).ToList(), files.Where(f => !IsInfrastructure(f)).ToList());
+    }
+
+    // Posts a bundle that must be accepted, and returns the transaction's answer.
+    private async Task<JsonElement> PostBundleAsync(FileInfo file, string operatorToken, CancellationToken token)
+    {
+        using var response = await SendBundleAsync(await File.ReadAllBytesAsync(file.FullName, token).ConfigureAwait(false), operatorToken, token).ConfigureAwait(false);
+        if (response.StatusCode != HttpStatusCode.OK)
+            throw new InvalidOperationException($"{file.Name} was refused with {(int)response.StatusCode}.");
+        return await response.Content.ReadFromJsonAsync<JsonElement>(token).ConfigureAwait(false);
+    }
+
+    private async Task<HttpResponseMessage> SendBundleAsync(byte[] bundle, string operatorToken, CancellationToken token)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(cluster.Urls[0], "/fhir")) { Content = new ByteArrayContent(bundle) };
+        request.Content.Headers.ContentType = FhirJson;
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", operatorToken);
+        return await cluster.Client.SendAsync(request, token).ConfigureAwait(false);
     }
 
     private async Task<bool> ReadAsync(Patients patients, int sequence, CancellationToken token)
