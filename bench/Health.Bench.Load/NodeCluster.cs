@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Health.Ledger.Security;
@@ -19,6 +20,8 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
 {
     private readonly DirectoryInfo data = Directory.CreateTempSubdirectory("health-load-");
     private readonly List<Process> processes = [];
+    private readonly List<List<string>> runArguments = [];
+    private readonly List<int> snapshotsInstalled = [];
     private readonly string issuerKey, pseudonymKey, authorityFolder;
 
     private NodeCluster(int size)
@@ -44,8 +47,14 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
     /// <summary>A client for the nodes that trusts the run's consortium CA, with room for many clients.</summary>
     public HttpClient Client { get; }
 
-    /// <summary>Starts the nodes and waits for a leader.</summary>
-    public static async Task<NodeCluster> StartAsync(int size, CancellationToken token)
+    /// <summary>The run's consortium CA certificate (PEM), for the command-line tools.</summary>
+    public string AuthorityFile => Path.Combine(authorityFolder, ConsortiumCertificates.AuthorityFile);
+
+    /// <summary>A new, empty folder under the run's data directory, removed with it.</summary>
+    public string NewFolder(string name) => data.CreateSubdirectory($"{name}-{Guid.NewGuid():N}").FullName;
+
+    /// <summary>Starts the nodes, each with <paramref name="extraArguments"/> added to its command line, and waits for a leader.</summary>
+    public static async Task<NodeCluster> StartAsync(int size, CancellationToken token, params string[] extraArguments)
     {
         var cluster = new NodeCluster(size);
         for (var i = 0; i < size; i++)
@@ -54,16 +63,76 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
             var (certificate, key) = ConsortiumCertificates.IssueNode(cluster.authorityFolder, Path.Combine(cluster.data.FullName, "certs"), nodeId, nodeId, [IPAddress.Loopback], ["localhost"]);
             var arguments = new List<string> { "run", "--node-id", nodeId, "--http", cluster.Urls[i].ToString().TrimEnd('/'), "--data", Path.Combine(cluster.data.FullName, nodeId),
                 "--dev-issuer-key", cluster.issuerKey, "--pseudonym-key", cluster.pseudonymKey, "--rate-limit", "0",
-                "--tls-cert", certificate, "--tls-key", key, "--tls-ca", Path.Combine(cluster.authorityFolder, ConsortiumCertificates.AuthorityFile) };
+                "--tls-cert", certificate, "--tls-key", key, "--tls-ca", cluster.AuthorityFile };
+            arguments.AddRange(extraArguments);
             foreach (var member in cluster.Members)
                 arguments.AddRange(["--member", member]);
-            cluster.processes.Add(Start(arguments, redirect: true));
+            cluster.runArguments.Add(arguments);
+            cluster.snapshotsInstalled.Add(0);
+            cluster.processes.Add(cluster.StartNode(i));
             if (i == 0)
                 await cluster.WaitForKeysAsync(token).ConfigureAwait(false);
         }
 
         await cluster.LeaderAsync(token).ConfigureAwait(false);
         return cluster;
+    }
+
+    /// <summary>Kills node <paramref name="index"/> (0 for node1), as a crash would.</summary>
+    public async Task KillAsync(int index)
+    {
+        processes[index].Kill(entireProcessTree: true);
+        await processes[index].WaitForExitAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Starts a killed node again on its data directory.</summary>
+    public void Restart(int index)
+    {
+        processes[index].Dispose();
+        processes[index] = StartNode(index);
+    }
+
+    /// <summary>How many snapshots node <paramref name="index"/> has said it installed since the run began.</summary>
+    public int SnapshotsInstalled(int index) => Volatile.Read(ref CollectionsMarshal.AsSpan(snapshotsInstalled)[index]);
+
+    /// <summary>The number of entries in node <paramref name="index"/>'s applied tree, or -1 while it does not answer.</summary>
+    public async Task<long> TreeSizeAsync(int index, CancellationToken token)
+    {
+        try
+        {
+            var status = await Client.GetFromJsonAsync<JsonElement>(new Uri(Urls[index], "/ledger/status"), token).ConfigureAwait(false);
+            return status.GetProperty("treeSize").GetInt64();
+        }
+        catch (HttpRequestException)
+        {
+            return -1;
+        }
+    }
+
+    /// <summary>Node <paramref name="index"/>'s resident memory now (VmRSS), in MiB.</summary>
+    public double ResidentMiB(int index) => MemoryMiB(processes[index], "VmRSS:");
+
+    /// <summary>
+    /// Runs a <c>health-node</c> command (the audit tools) to its end; returns its exit code, its peak
+    /// resident memory and the peak resident memory of node <paramref name="watched"/> meanwhile, in
+    /// MiB, and what it printed.
+    /// </summary>
+    public async Task<(int ExitCode, double PeakMiB, double WatchedPeakMiB, string Output)> RunToolAsync(int watched, params string[] arguments)
+    {
+        using var tool = Start(arguments);
+        var output = tool.StandardOutput.ReadToEndAsync();
+        var errors = tool.StandardError.ReadToEndAsync();
+        double peak = 0, watchedPeak = ResidentMiB(watched);
+        var exited = tool.WaitForExitAsync();
+        while (!exited.IsCompleted)
+        {
+            peak = Math.Max(peak, MemoryMiB(tool, "VmHWM:"));
+            watchedPeak = Math.Max(watchedPeak, ResidentMiB(watched));
+            await Task.WhenAny(exited, Task.Delay(50)).ConfigureAwait(false);
+        }
+
+        await Task.WhenAll(exited, output, errors).ConfigureAwait(false);
+        return (tool.ExitCode, peak, watchedPeak, await output.ConfigureAwait(false));
     }
 
     /// <summary>The current leader's address.</summary>
@@ -90,27 +159,39 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
     /// <summary>A token from the nodes' shared dev issuer, as <c>health-node token</c> makes it.</summary>
     public async Task<string> TokenAsync(params string[] claims)
     {
-        using var process = Start(["token", "--key", issuerKey, .. claims], redirect: true);
+        using var process = Start(["token", "--key", issuerKey, .. claims]);
         var output = await process.StandardOutput.ReadToEndAsync().ConfigureAwait(false);
         await process.WaitForExitAsync().ConfigureAwait(false);
         return process.ExitCode == 0 ? output.Trim() : throw new InvalidOperationException($"health-node token exited {process.ExitCode}");
     }
 
-    /// <summary>CPU seconds (user + system) each node has used so far.</summary>
+    /// <summary>CPU seconds (user + system) each node has used so far; 0 for a node that is down.</summary>
     public IReadOnlyList<double> CpuSeconds() => processes.Select(p =>
     {
+        if (p.HasExited)
+            return 0;
         // /proc/PID/stat: fields 14 and 15 (after the parenthesised name) are utime and stime in clock ticks.
         var stat = File.ReadAllText($"/proc/{p.Id}/stat");
         var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
     }).ToList();
 
-    /// <summary>Each node's peak resident memory (VmHWM) in MiB.</summary>
-    public IReadOnlyList<double> PeakMemoryMiB() => processes.Select(p =>
+    /// <summary>Each node's peak resident memory (VmHWM) in MiB; 0 for a node that is down.</summary>
+    public IReadOnlyList<double> PeakMemoryMiB() => processes.Select(p => MemoryMiB(p, "VmHWM:")).ToList();
+
+    // A line of /proc/PID/status in MiB; 0 once the process has gone.
+    private static double MemoryMiB(Process process, string field)
     {
-        var line = File.ReadLines($"/proc/{p.Id}/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
-    }).ToList();
+        try
+        {
+            var line = File.ReadLines($"/proc/{process.Id}/status").FirstOrDefault(l => l.StartsWith(field, StringComparison.Ordinal));
+            return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException)
+        {
+            return 0;
+        }
+    }
 
     private async Task WaitForKeysAsync(CancellationToken token)
     {
@@ -119,23 +200,29 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
             await Task.Delay(50, token).ConfigureAwait(false);
     }
 
-    private static Process Start(IEnumerable<string> arguments, bool redirect)
+    private Process StartNode(int index)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = redirect, RedirectStandardError = redirect, UseShellExecute = false };
+        var process = Start(runArguments[index]);
+        // Drain the node's output so that it never blocks on a full pipe; count its snapshot installs.
+        DataReceivedEventHandler watch = (_, line) =>
+        {
+            if (line.Data?.Contains("Snapshot installed", StringComparison.Ordinal) == true)
+                Interlocked.Increment(ref CollectionsMarshal.AsSpan(snapshotsInstalled)[index]);
+        };
+        process.OutputDataReceived += watch;
+        process.ErrorDataReceived += watch;
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    private static Process Start(IEnumerable<string> arguments)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "health-node.dll"));
         foreach (var argument in arguments)
             start.ArgumentList.Add(argument);
-        var process = Process.Start(start) ?? throw new InvalidOperationException("health-node did not start.");
-        if (redirect && arguments.First() == "run")
-        {
-            // Drain the node's output so that it never blocks on a full pipe.
-            process.OutputDataReceived += (_, _) => { };
-            process.ErrorDataReceived += (_, _) => { };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-        }
-
-        return process;
+        return Process.Start(start) ?? throw new InvalidOperationException("health-node did not start.");
     }
 
     // Below the ephemeral range, so that no outgoing connection takes a port before a node binds it.

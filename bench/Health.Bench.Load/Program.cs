@@ -6,11 +6,11 @@ using Spectre.Console;
 // health-load: the end-to-end load driver. Starts its own three-node cluster on loopback for each
 // scenario, runs it bounded in requests and time, and prints throughput, latency percentiles, CPU
 // seconds and peak memory per node. docs/PERFORMANCE.md has the figures and what limits them.
-var scenario = new Argument<string>("scenario") { Description = "appends, reads, mixed, everything, all (those four), ingest, growth or shards." };
+var scenario = new Argument<string>("scenario") { Description = "appends, reads, mixed, everything, all (those four), ingest, audit, catch-up, snapshot, growth or shards." };
 var clients = new Option<string>("--clients") { Description = "Concurrent clients (for ingest, bundles in flight), comma-separated: one run each.", DefaultValueFactory = _ => string.Empty };
 var requests = new Option<int>("--requests") { Description = "Requests (for ingest, bundles) per run.", DefaultValueFactory = _ => 4000 };
 var seconds = new Option<int>("--seconds") { Description = "Longest a run may take.", DefaultValueFactory = _ => 60 };
-var entries = new Option<int>("--entries") { Description = "growth: how large the ledger grows, in steps of a tenth.", DefaultValueFactory = _ => 1_000_000 };
+var entries = new Option<int?>("--entries") { Description = "growth: how large the ledger grows, in steps of a tenth (1,000,000); catch-up and snapshot: appends the killed follower misses (100,000)." };
 var groupCounts = new Option<string>("--groups") { Description = "shards: numbers of Raft groups to compare, comma-separated.", DefaultValueFactory = _ => "1,2,3" };
 var patientCount = new Option<int>("--patients") { Description = "Synthea patients loaded for the FHIR scenarios.", DefaultValueFactory = _ => 4 };
 var samples = new Option<DirectoryInfo>("--samples") { Description = "The Synthea sample folder.", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine(FindRepository(), "..", "shared", "fhir", "synthea-r4")) };
@@ -19,7 +19,7 @@ root.SetAction(async (parsed, token) =>
 {
     var name = parsed.GetValue(scenario)!;
     var names = name == "all" ? new[] { "appends", "reads", "mixed", "everything" } : [name];
-    if (names.Any(n => n is not ("appends" or "reads" or "mixed" or "everything" or "ingest" or "growth" or "shards")))
+    if (names.Any(n => n is not ("appends" or "reads" or "mixed" or "everything" or "ingest" or "audit" or "catch-up" or "snapshot" or "growth" or "shards")))
     {
         await Console.Error.WriteLineAsync($"health-load: unknown scenario {name}").ConfigureAwait(false);
         return 2;
@@ -40,6 +40,7 @@ root.SetAction(async (parsed, token) =>
     }
 
     var results = new List<LoadResult>();
+    var operations = new List<OperationResult>();
     foreach (var run in names)
     {
         var levels = given is { Length: > 0 } ? given : run switch { "appends" => [1, 16, 256], "ingest" => [4], "growth" or "shards" => [256], _ => [64] };
@@ -65,13 +66,23 @@ root.SetAction(async (parsed, token) =>
             continue;
         }
 
-        var cluster = await NodeCluster.StartAsync(3, token).ConfigureAwait(false);
+        // A snapshot every 64 Raft entries, so that the log no longer holds what the killed follower missed.
+        var cluster = await NodeCluster.StartAsync(3, token, run == "snapshot" ? ["--snapshot-interval", "64"] : []).ConfigureAwait(false);
         await using var stop = cluster.ConfigureAwait(false);
-        var load = new Scenarios(cluster, parsed.GetValue(samples)!, TimeSpan.FromSeconds(parsed.GetValue(seconds)));
+        var limit = TimeSpan.FromSeconds(parsed.GetValue(seconds));
+        var load = new Scenarios(cluster, parsed.GetValue(samples)!, limit);
         if (run == "growth")
         {
-            var total = parsed.GetValue(entries);
+            var total = parsed.GetValue(entries) ?? 1_000_000;
             results.AddRange(await load.GrowthAsync(levels[0], total, Math.Max(total / 10, 1), token).ConfigureAwait(false));
+            continue;
+        }
+
+        if (run is "catch-up" or "snapshot")
+        {
+            // The cluster warms up first, as for every measured run, so that the follower comes back to a leader whose code is compiled.
+            results.Add(await load.AppendsAsync(256, 1000, token).ConfigureAwait(false));
+            operations.Add(await new Operations(cluster, limit).CatchUpAsync(run == "snapshot" ? "snapshot install" : "catch-up", parsed.GetValue(entries) ?? 100_000, token).ConfigureAwait(false));
             continue;
         }
 
@@ -84,19 +95,23 @@ root.SetAction(async (parsed, token) =>
                 "reads" => await load.ReadsAsync(patients!, level, parsed.GetValue(requests), token).ConfigureAwait(false),
                 "mixed" => await load.MixedAsync(patients!, level, parsed.GetValue(requests), token).ConfigureAwait(false),
                 "ingest" => await load.IngestAsync(level, parsed.GetValue(requests), token).ConfigureAwait(false),
+                "audit" => await load.ReadsAsync(patients!, level, parsed.GetValue(requests), token).ConfigureAwait(false),
                 _ => await load.EverythingAsync(patients!, level, parsed.GetValue(requests), token).ConfigureAwait(false),
             };
             results.Add(result);
             AnsiConsole.MarkupLineInterpolated($"[grey]{result.Name}, {level} clients: {result.Throughput:F0}/s[/]");
         }
+
+        if (run == "audit")
+            operations.AddRange(await new Operations(cluster, limit).AuditAsync(token).ConfigureAwait(false));
     }
 
-    Print(results);
+    Print(results, operations);
     return results.Any(r => r.Ok == 0) ? 1 : 0;
 });
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
 
-static void Print(IReadOnlyList<LoadResult> results)
+static void Print(IReadOnlyList<LoadResult> results, IReadOnlyList<OperationResult> operations)
 {
     var table = new Table().AddColumns("scenario", "clients", "ok", "failed", "req/s", "resources/s", "p50 ms", "p95 ms", "p99 ms", "CPU s per node", "driver CPU s", "peak MiB per node");
     foreach (var r in results)
@@ -111,6 +126,19 @@ static void Print(IReadOnlyList<LoadResult> results)
     // Redirected output has no terminal width; the table needs about 170 columns.
     AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 190);
     AnsiConsole.Write(table);
+    if (operations.Count > 0)
+    {
+        var timed = new Table().AddColumns("operation", "entries", "seconds", "entries/s", "CPU s per node", "peak MiB", "how");
+        foreach (var o in operations)
+        {
+            timed.AddRow(Markup.Escape(o.Name), o.Entries.ToString("N0", CultureInfo.InvariantCulture), o.Seconds.ToString("F2", CultureInfo.InvariantCulture),
+                o.EntriesPerSecond.ToString("F0", CultureInfo.InvariantCulture), string.Join(" / ", o.CpuSeconds.Select(c => c.ToString("F1", CultureInfo.InvariantCulture))),
+                string.Join(" / ", o.PeakMemoryMiB.Select(m => m.ToString("F0", CultureInfo.InvariantCulture))), Markup.Escape(o.Detail));
+        }
+
+        AnsiConsole.Write(timed);
+    }
+
     AnsiConsole.MarkupLineInterpolated($"[grey]{Environment.ProcessorCount} cores; {results.Sum(r => r.Ok + r.Failed)} requests; nodes and driver share the machine[/]");
 }
 
