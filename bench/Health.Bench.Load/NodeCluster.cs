@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Health.Ledger.Security;
@@ -21,7 +20,7 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
     private readonly DirectoryInfo data = Directory.CreateTempSubdirectory("health-load-");
     private readonly List<Process> processes = [];
     private readonly List<List<string>> runArguments = [];
-    private readonly List<int> snapshotsInstalled = [];
+    private readonly int[] snapshotsInstalled;
     private readonly string issuerKey, pseudonymKey, authorityFolder;
 
     private NodeCluster(int size)
@@ -29,6 +28,7 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
         issuerKey = Path.Combine(data.FullName, "issuer.pem");
         pseudonymKey = Path.Combine(data.FullName, "pseudonym.key");
         authorityFolder = Path.Combine(data.FullName, "ca");
+        snapshotsInstalled = new int[size];
         ConsortiumCertificates.EnsureAuthority(authorityFolder);
         var ports = Enumerable.Range(0, size).Select(_ => (Http: FreePort(), Raft: FreePort())).ToList();
         Urls = ports.Select(p => new Uri($"https://127.0.0.1:{p.Http}")).ToList();
@@ -68,7 +68,6 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
             foreach (var member in cluster.Members)
                 arguments.AddRange(["--member", member]);
             cluster.runArguments.Add(arguments);
-            cluster.snapshotsInstalled.Add(0);
             cluster.processes.Add(cluster.StartNode(i));
             if (i == 0)
                 await cluster.WaitForKeysAsync(token).ConfigureAwait(false);
@@ -93,7 +92,7 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
     }
 
     /// <summary>How many snapshots node <paramref name="index"/> has said it installed since the run began.</summary>
-    public int SnapshotsInstalled(int index) => Volatile.Read(ref CollectionsMarshal.AsSpan(snapshotsInstalled)[index]);
+    public int SnapshotsInstalled(int index) => Volatile.Read(ref snapshotsInstalled[index]);
 
     /// <summary>The number of entries in node <paramref name="index"/>'s applied tree, or -1 while it does not answer.</summary>
     public async Task<long> TreeSizeAsync(int index, CancellationToken token)
@@ -207,7 +206,7 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
         DataReceivedEventHandler watch = (_, line) =>
         {
             if (line.Data?.Contains("Snapshot installed", StringComparison.Ordinal) == true)
-                Interlocked.Increment(ref CollectionsMarshal.AsSpan(snapshotsInstalled)[index]);
+                Interlocked.Increment(ref snapshotsInstalled[index]);
         };
         process.OutputDataReceived += watch;
         process.ErrorDataReceived += watch;
