@@ -16,7 +16,7 @@ internal interface INodeProcesses
 /// <param name="Name">The scenario and its setting.</param>
 /// <param name="Clients">Concurrent clients.</param>
 /// <param name="Ok">Requests answered as the scenario expects.</param>
-/// <param name="Failed">Requests that failed or got another answer.</param>
+/// <param name="Failed">Requests that failed or got another answer (not those still in flight when the time limit ended the run).</param>
 /// <param name="Seconds">Wall time of the run.</param>
 /// <param name="LatenciesMs">Latency of every answered request, sorted.</param>
 /// <param name="CpuSeconds">CPU seconds each node used during the run.</param>
@@ -87,6 +87,11 @@ internal static class LoadRun
                 {
                     answered[sequence] = await request(sequence, deadline.Token).ConfigureAwait(false);
                     latencies[sequence] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                }
+                catch (OperationCanceledException) when (deadline.IsCancellationRequested && !token.IsCancellationRequested)
+                {
+                    // Cut off by the run's time limit: neither answered nor failed.
+                    continue;
                 }
                 catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
                 {

@@ -6,7 +6,7 @@ using Spectre.Console;
 // health-load: the end-to-end load driver. Starts its own three-node cluster on loopback for each
 // scenario, runs it bounded in requests and time, and prints throughput, latency percentiles, CPU
 // seconds and peak memory per node. docs/PERFORMANCE.md has the figures and what limits them.
-var scenario = new Argument<string>("scenario") { Description = "appends, reads, mixed, everything, all (those four), ingest, audit, catch-up, snapshot, growth or shards." };
+var scenario = new Argument<string>("scenario") { Description = "appends, reads, mixed, everything, ingest, all (those five), audit, catch-up, snapshot, growth or shards." };
 var clients = new Option<string>("--clients") { Description = "Concurrent clients (for ingest, bundles in flight), comma-separated: one run each.", DefaultValueFactory = _ => string.Empty };
 var requests = new Option<int>("--requests") { Description = "Requests (for ingest, bundles) per run.", DefaultValueFactory = _ => 4000 };
 var seconds = new Option<int>("--seconds") { Description = "Longest a run may take.", DefaultValueFactory = _ => 60 };
@@ -18,7 +18,7 @@ var root = new RootCommand("End-to-end load on a three-node health ledger starte
 root.SetAction(async (parsed, token) =>
 {
     var name = parsed.GetValue(scenario)!;
-    var names = name == "all" ? new[] { "appends", "reads", "mixed", "everything" } : [name];
+    var names = name == "all" ? new[] { "appends", "reads", "mixed", "everything", "ingest" } : [name];
     if (names.Any(n => n is not ("appends" or "reads" or "mixed" or "everything" or "ingest" or "audit" or "catch-up" or "snapshot" or "growth" or "shards")))
     {
         await Console.Error.WriteLineAsync($"health-load: unknown scenario {name}").ConfigureAwait(false);
