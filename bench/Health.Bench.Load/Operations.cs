@@ -82,16 +82,20 @@ internal sealed partial class Operations(NodeCluster cluster, TimeSpan limit)
             string.Create(CultureInfo.InvariantCulture, $"node1 resident {residentBefore:F0} MiB before, {export.WatchedPeakMiB:F0} MiB at its peak during the export"));
 
         var verify = await cluster.RunToolAsync(0, "audit", "verify", folder, "--ca", cluster.AuthorityFile).ConfigureAwait(false);
-        var verifying = VerifierSeconds().Match(verify.Output);
-        if (verify.ExitCode != 0 || !verifying.Success)
+        if (verify.ExitCode != 0)
             throw new InvalidOperationException($"health-node audit verify exited {verify.ExitCode}: the export did not verify.");
-        var verified = new OperationResult("audit verify, offline", entries, double.Parse(verifying.Groups[1].Value, CultureInfo.InvariantCulture), [], [verify.PeakMiB],
+        var verifying = VerifierSeconds().Match(verify.Output);
+        if (!verifying.Success)
+            throw new InvalidOperationException($"health-node audit verify passed but its report was not understood: {verify.Output.Trim()}");
+        // The verifier writes its figures in the machine's culture.
+        var seconds = double.Parse(verifying.Groups[1].Value.Replace(',', '.'), CultureInfo.InvariantCulture);
+        var verified = new OperationResult("audit verify, offline", entries, seconds, [], [verify.PeakMiB],
             "signatures, proofs, entries and events, timed by the verifier (process start excluded); the verifier's peak");
         return [exported, verified];
     }
 
     // The verifier's own report: "VERIFIED: … in 1.23 s (…)".
-    [GeneratedRegex(@"^VERIFIED: .* in ([0-9]+(?:\.[0-9]+)?) s \(", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^VERIFIED: .* in ([0-9]+(?:[.,][0-9]+)?) s \(", RegexOptions.Multiline)]
     private static partial Regex VerifierSeconds();
 
     private IReadOnlyList<double> Spent(IReadOnlyList<double> before) => cluster.CpuSeconds().Select((after, i) => Math.Max(0, after - before[i])).ToList();
