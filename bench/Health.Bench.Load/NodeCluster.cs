@@ -114,17 +114,25 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
     /// <summary>
     /// Runs a <c>health-node</c> command (the audit tools) to its end; returns its exit code, its peak
     /// resident memory and the peak resident memory of node <paramref name="watched"/> meanwhile, in
-    /// MiB, and what it printed.
+    /// MiB, and what it printed. A command still running after <paramref name="limit"/> is killed.
     /// </summary>
-    public async Task<(int ExitCode, double PeakMiB, double WatchedPeakMiB, string Output)> RunToolAsync(int watched, params string[] arguments)
+    /// <exception cref="TimeoutException">The command did not end within <paramref name="limit"/>.</exception>
+    public async Task<(int ExitCode, double PeakMiB, double WatchedPeakMiB, string Output)> RunToolAsync(int watched, TimeSpan limit, params string[] arguments)
     {
         using var tool = Start(arguments);
         var output = tool.StandardOutput.ReadToEndAsync();
         var errors = tool.StandardError.ReadToEndAsync();
         double peak = 0, watchedPeak = ResidentMiB(watched);
         var exited = tool.WaitForExitAsync();
+        var clock = Stopwatch.StartNew();
         while (!exited.IsCompleted)
         {
+            if (clock.Elapsed > limit)
+            {
+                tool.Kill(entireProcessTree: true);
+                throw new TimeoutException($"health-node {arguments[0]} {arguments[1]} did not end within {limit.TotalSeconds:0} s.");
+            }
+
             peak = Math.Max(peak, MemoryMiB(tool, "VmHWM:"));
             watchedPeak = Math.Max(watchedPeak, ResidentMiB(watched));
             await Task.WhenAny(exited, Task.Delay(50)).ConfigureAwait(false);

@@ -27,6 +27,7 @@ internal sealed partial class Operations(NodeCluster cluster, TimeSpan limit)
 {
     private const int AppendClients = 256;
     private static readonly TimeSpan CatchUpLimit = TimeSpan.FromMinutes(2);
+    private static readonly TimeSpan ToolLimit = TimeSpan.FromMinutes(10);
 
     /// <summary>
     /// Kills a follower, appends <paramref name="entries"/> at 256 clients meanwhile, starts it again
@@ -70,7 +71,7 @@ internal sealed partial class Operations(NodeCluster cluster, TimeSpan limit)
         var residentBefore = cluster.ResidentMiB(0);
         var cpuBefore = cluster.CpuSeconds();
         var clock = Stopwatch.StartNew();
-        var export = await cluster.RunToolAsync(0, "audit", "export", "--url", cluster.Urls[0].ToString(), "--token", auditor, "--out", folder, "--cacert", cluster.AuthorityFile).ConfigureAwait(false);
+        var export = await cluster.RunToolAsync(0, ToolLimit, "audit", "export", "--url", cluster.Urls[0].ToString(), "--token", auditor, "--out", folder, "--cacert", cluster.AuthorityFile).ConfigureAwait(false);
         clock.Stop();
         if (export.ExitCode != 0)
             throw new InvalidOperationException($"health-node audit export exited {export.ExitCode}.");
@@ -81,7 +82,7 @@ internal sealed partial class Operations(NodeCluster cluster, TimeSpan limit)
         var exported = new OperationResult("audit export from node1", entries, clock.Elapsed.TotalSeconds, cpu, [export.WatchedPeakMiB],
             string.Create(CultureInfo.InvariantCulture, $"node1 resident {residentBefore:F0} MiB before, {export.WatchedPeakMiB:F0} MiB at its peak during the export"));
 
-        var verify = await cluster.RunToolAsync(0, "audit", "verify", folder, "--ca", cluster.AuthorityFile).ConfigureAwait(false);
+        var verify = await cluster.RunToolAsync(0, ToolLimit, "audit", "verify", folder, "--ca", cluster.AuthorityFile).ConfigureAwait(false);
         if (verify.ExitCode != 0)
             throw new InvalidOperationException($"health-node audit verify exited {verify.ExitCode}: the export did not verify.");
         var verifying = VerifierSeconds().Match(verify.Output);
