@@ -60,7 +60,7 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
         for (var i = 0; i < size; i++)
         {
             var nodeId = $"node{i + 1}";
-            var (certificate, key) = ConsortiumCertificates.IssueNode(cluster.authorityFolder, Path.Combine(cluster.data.FullName, "certs"), nodeId, nodeId, [IPAddress.Loopback], ["localhost"]);
+            var (certificate, key) = cluster.IssueCertificate(nodeId);
             var arguments = new List<string> { "run", "--node-id", nodeId, "--http", cluster.Urls[i].ToString().TrimEnd('/'), "--data", Path.Combine(cluster.data.FullName, nodeId),
                 "--dev-issuer-key", cluster.issuerKey, "--pseudonym-key", cluster.pseudonymKey, "--rate-limit", "0",
                 "--tls-cert", certificate, "--tls-key", key, "--tls-ca", cluster.AuthorityFile };
@@ -173,21 +173,28 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
     }
 
     /// <summary>CPU seconds (user + system) each node has used so far; 0 for a node that is down.</summary>
-    public IReadOnlyList<double> CpuSeconds() => processes.Select(p =>
-    {
-        if (p.HasExited)
-            return 0;
-        // /proc/PID/stat: fields 14 and 15 (after the parenthesised name) are utime and stime in clock ticks.
-        var stat = File.ReadAllText($"/proc/{p.Id}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
-    }).ToList();
+    public IReadOnlyList<double> CpuSeconds() => processes.Select(CpuSecondsOf).ToList();
 
     /// <summary>Each node's peak resident memory (VmHWM) in MiB; 0 for a node that is down.</summary>
     public IReadOnlyList<double> PeakMemoryMiB() => processes.Select(p => MemoryMiB(p, "VmHWM:")).ToList();
 
-    // A line of /proc/PID/status in MiB; 0 once the process has gone.
-    private static double MemoryMiB(Process process, string field)
+    /// <summary>Issues a certificate from the run's consortium CA for a server on loopback (for the etcd members beside the nodes).</summary>
+    public (string Certificate, string Key) IssueCertificate(string name)
+        => ConsortiumCertificates.IssueNode(authorityFolder, Path.Combine(data.FullName, "certs"), name, name, [IPAddress.Loopback], ["localhost"]);
+
+    /// <summary>CPU seconds (user + system) a process has used so far; 0 once it has gone.</summary>
+    internal static double CpuSecondsOf(Process process)
+    {
+        if (process.HasExited)
+            return 0;
+        // /proc/PID/stat: fields 14 and 15 (after the parenthesised name) are utime and stime in clock ticks.
+        var stat = File.ReadAllText($"/proc/{process.Id}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+    }
+
+    /// <summary>A line of /proc/PID/status in MiB; 0 once the process has gone.</summary>
+    internal static double MemoryMiB(Process process, string field)
     {
         try
         {
@@ -235,7 +242,8 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
     // Below the ephemeral range, so that no outgoing connection takes a port before a node binds it.
     private static int nextPort = 21000 + (Environment.ProcessId % 50) * 100;
 
-    private static int FreePort()
+    /// <summary>A loopback port nothing listens on, below the ephemeral range.</summary>
+    internal static int FreePort()
     {
         while (true)
         {

@@ -6,28 +6,35 @@ using Spectre.Console;
 // health-load: the end-to-end load driver. Starts its own three-node cluster on loopback for each
 // scenario, runs it bounded in requests and time, and prints throughput, latency percentiles, CPU
 // seconds and peak memory per node. docs/PERFORMANCE.md has the figures and what limits them.
-var scenario = new Argument<string>("scenario") { Description = "appends, reads, mixed, everything, ingest, all (those five), audit, catch-up, snapshot, growth or shards." };
+var scenario = new Argument<string>("scenario") { Description = "appends, reads, mixed, everything, ingest, all (those five), etcd, audit, catch-up, snapshot, growth or shards." };
 var clients = new Option<string>("--clients") { Description = "Concurrent clients (for ingest, bundles in flight), comma-separated: one run each.", DefaultValueFactory = _ => string.Empty };
 var requests = new Option<int>("--requests") { Description = "Requests (for ingest, bundles) per run.", DefaultValueFactory = _ => 4000 };
 var seconds = new Option<int>("--seconds") { Description = "Longest a run may take.", DefaultValueFactory = _ => 60 };
 var entries = new Option<int?>("--entries") { Description = "growth: how large the ledger grows, in steps of a tenth (1,000,000); catch-up and snapshot: appends the killed follower misses (100,000)." };
+var rounds = new Option<int>("--rounds") { Description = "etcd: rounds of etcd's puts and the ledger's appends taken in turn at each level; the medians are compared.", DefaultValueFactory = _ => 3 };
 var groupCounts = new Option<string>("--groups") { Description = "shards: numbers of Raft groups to compare, comma-separated.", DefaultValueFactory = _ => "1,2,3" };
 var patientCount = new Option<int>("--patients") { Description = "Synthea patients loaded for the FHIR scenarios.", DefaultValueFactory = _ => 4 };
 var samples = new Option<DirectoryInfo>("--samples") { Description = "The Synthea sample folder.", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine(FindRepository(), "..", "shared", "fhir", "synthea-r4")) };
-var root = new RootCommand("End-to-end load on a three-node health ledger started on loopback.") { scenario, clients, requests, seconds, entries, groupCounts, patientCount, samples };
+var root = new RootCommand("End-to-end load on a three-node health ledger started on loopback.") { scenario, clients, requests, seconds, entries, rounds, groupCounts, patientCount, samples };
 root.SetAction(async (parsed, token) =>
 {
     var name = parsed.GetValue(scenario)!;
     var names = name == "all" ? new[] { "appends", "reads", "mixed", "everything", "ingest" } : [name];
-    if (names.Any(n => n is not ("appends" or "reads" or "mixed" or "everything" or "ingest" or "audit" or "catch-up" or "snapshot" or "growth" or "shards")))
+    if (names.Any(n => n is not ("appends" or "reads" or "mixed" or "everything" or "ingest" or "etcd" or "audit" or "catch-up" or "snapshot" or "growth" or "shards")))
     {
         await Console.Error.WriteLineAsync($"health-load: unknown scenario {name}").ConfigureAwait(false);
         return 2;
     }
 
-    if (parsed.GetValue(requests) < 1 || parsed.GetValue(seconds) < 1 || parsed.GetValue(entries) < 10 || parsed.GetValue(patientCount) < 1)
+    if (parsed.GetValue(requests) < 1 || parsed.GetValue(seconds) < 1 || parsed.GetValue(entries) < 10 || parsed.GetValue(patientCount) < 1 || parsed.GetValue(rounds) < 1)
     {
-        await Console.Error.WriteLineAsync("health-load: --requests, --seconds and --patients must be at least 1, --entries at least 10").ConfigureAwait(false);
+        await Console.Error.WriteLineAsync("health-load: --requests, --seconds, --rounds and --patients must be at least 1, --entries at least 10").ConfigureAwait(false);
+        return 2;
+    }
+
+    if (name == "etcd" && !EtcdCluster.IsInstalled)
+    {
+        await Console.Error.WriteLineAsync("health-load: etcd is not on the PATH (Debian: apt-get install etcd-server)").ConfigureAwait(false);
         return 2;
     }
 
@@ -43,7 +50,7 @@ root.SetAction(async (parsed, token) =>
     var operations = new List<OperationResult>();
     foreach (var run in names)
     {
-        var levels = given is { Length: > 0 } ? given : run switch { "appends" => [1, 16, 256], "ingest" => [4], "growth" or "shards" => [256], _ => [64] };
+        var levels = given is { Length: > 0 } ? given : run switch { "appends" or "etcd" => [1, 16, 256], "ingest" => [4], "growth" or "shards" => [256], _ => [64] };
         if (run == "shards")
         {
             foreach (var count in groups)
@@ -71,6 +78,25 @@ root.SetAction(async (parsed, token) =>
         await using var stop = cluster.ConfigureAwait(false);
         var limit = TimeSpan.FromSeconds(parsed.GetValue(seconds));
         var load = new Scenarios(cluster, parsed.GetValue(samples)!, limit);
+        if (run == "etcd")
+        {
+            // Taken in turn, so that the machine's swings fall on both sides alike; the other side stays
+            // up, idle. A new etcd each round, as ../shared/bench/etcd-baseline.sh starts one.
+            for (var round = 0; round < parsed.GetValue(rounds); round++)
+            {
+                var etcd = await EtcdCluster.StartAsync(cluster, token).ConfigureAwait(false);
+                await using var stopEtcd = etcd.ConfigureAwait(false);
+                foreach (var level in levels)
+                {
+                    results.Add(await etcd.PutsAsync(level, parsed.GetValue(requests), limit, token).ConfigureAwait(false));
+                    results.Add(await load.AppendsAsync(level, parsed.GetValue(requests), token).ConfigureAwait(false));
+                    AnsiConsole.MarkupLineInterpolated($"[grey]round {round + 1}, {level} clients: etcd {results[^2].Throughput:F0} puts/s, ledger {results[^1].Throughput:F0} appends/s[/]");
+                }
+            }
+
+            continue;
+        }
+
         if (run == "growth")
         {
             var total = parsed.GetValue(entries) ?? 1_000_000;
@@ -139,7 +165,28 @@ static void Print(IReadOnlyList<LoadResult> results, IReadOnlyList<OperationResu
         AnsiConsole.Write(timed);
     }
 
+    if (results.Any(r => r.Name == EtcdCluster.PutsName))
+    {
+        var sideBySide = new Table().AddColumns("clients", "etcd puts/s (median)", "ledger appends/s (median)", "ratio", "ratio per round");
+        foreach (var level in results.Select(r => r.Clients).Distinct())
+        {
+            var etcd = results.Where(r => r.Name == EtcdCluster.PutsName && r.Clients == level).Select(r => r.Throughput).ToList();
+            var ledger = results.Where(r => r.Name == Scenarios.AppendsName && r.Clients == level).Select(r => r.Throughput).ToList();
+            sideBySide.AddRow(level.ToString(CultureInfo.InvariantCulture), Median(etcd).ToString("F0", CultureInfo.InvariantCulture), Median(ledger).ToString("F0", CultureInfo.InvariantCulture),
+                (Median(ledger) / Median(etcd)).ToString("F2", CultureInfo.InvariantCulture) + "×",
+                string.Join(" ", etcd.Zip(ledger, (e, l) => (l / e).ToString("F2", CultureInfo.InvariantCulture) + "×")));
+        }
+
+        AnsiConsole.Write(sideBySide);
+    }
+
     AnsiConsole.MarkupLineInterpolated($"[grey]{Environment.ProcessorCount} cores; {results.Sum(r => r.Ok + r.Failed)} requests; nodes and driver share the machine[/]");
+}
+
+static double Median(IReadOnlyList<double> values)
+{
+    var sorted = values.Order().ToList();
+    return sorted.Count == 0 ? double.NaN : sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
 }
 
 // Positive whole numbers separated by commas, or null when anything else is there.

@@ -12,9 +12,12 @@ internal sealed class Scenarios(NodeCluster cluster, DirectoryInfo samples, Time
     private const string ReaderOrganization = "clinic-north";
     private static readonly MediaTypeHeaderValue FhirJson = new("application/fhir+json");
 
+    /// <summary>The name of a run of <see cref="AppendsAsync"/> in the driver's table.</summary>
+    public const string AppendsName = "ledger appends";
+
     /// <summary>Raw ledger appends (~300-byte operator notes) to the leader, as the etcd comparison sends puts.</summary>
     public async Task<LoadResult> AppendsAsync(int clients, int requests, CancellationToken token)
-        => await LoadRun.RunAsync("ledger appends", cluster, clients, requests, limit, await AppendRequestAsync(token).ConfigureAwait(false), token).ConfigureAwait(false);
+        => await LoadRun.RunAsync(AppendsName, cluster, clients, requests, limit, await AppendRequestAsync(token).ConfigureAwait(false), token).ConfigureAwait(false);
 
     /// <summary>
     /// The ledger growing to <paramref name="entries"/> by appends at <paramref name="clients"/>
