@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -21,8 +22,7 @@ internal sealed class EtcdCluster : INodeProcesses, IAsyncDisposable
     private readonly NodeCluster nodes;
     private readonly List<Process> processes = [];
     private readonly List<Uri> clientUrls = [];
-    private readonly System.Collections.Concurrent.ConcurrentQueue<string> lastErrors = new();
-
+    private readonly ConcurrentQueue<string> lastLines = new();
     private readonly string data;
 
     private EtcdCluster(NodeCluster nodes)
@@ -113,17 +113,17 @@ internal sealed class EtcdCluster : INodeProcesses, IAsyncDisposable
                         && status.GetProperty("header").GetProperty("member_id").ToString() == leader.ToString())
                         return url;
                 }
-                catch (HttpRequestException)
+                catch (Exception e) when (e is HttpRequestException or JsonException)
                 {
                 }
             }
 
             if (processes.FirstOrDefault(p => p.HasExited) is { } exited)
-                throw new InvalidOperationException($"etcd exited with {exited.ExitCode} before a leader was elected. Its last errors: {string.Join(" | ", lastErrors)}");
+                throw new InvalidOperationException($"etcd exited with {exited.ExitCode} before a leader was elected. Its last lines: {string.Join(" | ", lastLines)}");
             await Task.Delay(100, token).ConfigureAwait(false);
         }
 
-        throw new InvalidOperationException($"etcd elected no leader within 30 s. Its last errors: {string.Join(" | ", lastErrors)}");
+        throw new InvalidOperationException($"etcd elected no leader within 30 s. Its last lines: {string.Join(" | ", lastLines)}");
     }
 
     private Process Start(params string[] arguments)
@@ -132,15 +132,15 @@ internal sealed class EtcdCluster : INodeProcesses, IAsyncDisposable
         foreach (var argument in arguments)
             start.ArgumentList.Add(argument);
         var process = Process.Start(start) ?? throw new InvalidOperationException("etcd did not start.");
-        // Drained so that a member never blocks on a full pipe; its last errors are kept for a failed start.
+        // Drained so that a member never blocks on a full pipe; its last lines are kept for a failed start.
         process.OutputDataReceived += static (_, _) => { };
         process.ErrorDataReceived += (_, line) =>
         {
             if (line.Data is { } text)
             {
-                lastErrors.Enqueue(text);
-                while (lastErrors.Count > 5)
-                    lastErrors.TryDequeue(out string? _);
+                lastLines.Enqueue(text);
+                while (lastLines.Count > 5)
+                    lastLines.TryDequeue(out string? _);
             }
         };
         process.BeginOutputReadLine();
