@@ -128,37 +128,21 @@ internal sealed class EtcdCluster : INodeProcesses, IAsyncDisposable
 
     private Process Start(params string[] arguments)
     {
-        var start = new ProcessStartInfo("etcd") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var argument in arguments)
-            start.ArgumentList.Add(argument);
-        var process = Process.Start(start) ?? throw new InvalidOperationException("etcd did not start.");
-        // Drained so that a member never blocks on a full pipe; its last lines are kept for a failed start.
-        process.OutputDataReceived += static (_, _) => { };
-        process.ErrorDataReceived += (_, line) =>
+        var process = NodeCluster.StartProgram("etcd", arguments);
+        // The last lines are kept for a start that fails.
+        NodeCluster.Drain(process, line =>
         {
-            if (line.Data is { } text)
-            {
-                lastLines.Enqueue(text);
-                while (lastLines.Count > 5)
-                    lastLines.TryDequeue(out string? _);
-            }
-        };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+            lastLines.Enqueue(line);
+            while (lastLines.Count > 5)
+                lastLines.TryDequeue(out string? _);
+        });
         return process;
     }
 
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
     {
-        foreach (var process in processes)
-        {
-            if (!process.HasExited)
-                process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync().ConfigureAwait(false);
-            process.Dispose();
-        }
-
+        await NodeCluster.StopAsync(processes).ConfigureAwait(false);
         Directory.Delete(data, recursive: true);
     }
 }

@@ -217,26 +217,53 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
     private Process StartNode(int index)
     {
         var process = Start(runArguments[index]);
-        // Drain the node's output so that it never blocks on a full pipe; count its snapshot installs.
-        DataReceivedEventHandler watch = (_, line) =>
+        Drain(process, line =>
         {
-            if (line.Data?.Contains("Snapshot installed", StringComparison.Ordinal) == true)
+            if (line.Contains("Snapshot installed", StringComparison.Ordinal))
                 Interlocked.Increment(ref snapshotsInstalled[index]);
-        };
-        process.OutputDataReceived += watch;
-        process.ErrorDataReceived += watch;
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        });
         return process;
     }
 
     private static Process Start(IEnumerable<string> arguments)
+        => StartProgram("dotnet", [Path.Combine(AppContext.BaseDirectory, "health-node.dll"), .. arguments]);
+
+    /// <summary>Starts <paramref name="program"/> with its output and errors redirected to this process.</summary>
+    internal static Process StartProgram(string program, IEnumerable<string> arguments)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "health-node.dll"));
+        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in arguments)
             start.ArgumentList.Add(argument);
-        return Process.Start(start) ?? throw new InvalidOperationException("health-node did not start.");
+        return Process.Start(start) ?? throw new InvalidOperationException($"{program} did not start.");
+    }
+
+    /// <summary>
+    /// Reads a started program's output and errors line by line into <paramref name="onLine"/>, so
+    /// that it never blocks on a full pipe.
+    /// </summary>
+    internal static void Drain(Process process, Action<string> onLine)
+    {
+        DataReceivedEventHandler received = (_, line) =>
+        {
+            if (line.Data is { } text)
+                onLine(text);
+        };
+        process.OutputDataReceived += received;
+        process.ErrorDataReceived += received;
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    /// <summary>Kills the processes still running and waits for each to end.</summary>
+    internal static async Task StopAsync(IEnumerable<Process> processes)
+    {
+        foreach (var process in processes)
+        {
+            if (!process.HasExited)
+                process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync().ConfigureAwait(false);
+            process.Dispose();
+        }
     }
 
     // Below the ephemeral range, so that no outgoing connection takes a port before a node binds it.
@@ -263,14 +290,7 @@ internal sealed class NodeCluster : INodeProcesses, IAsyncDisposable
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
     {
-        foreach (var process in processes)
-        {
-            if (!process.HasExited)
-                process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync().ConfigureAwait(false);
-            process.Dispose();
-        }
-
+        await StopAsync(processes).ConfigureAwait(false);
         Client.Dispose();
         data.Delete(recursive: true);
     }
