@@ -96,11 +96,15 @@ public sealed partial class LedgerNode
             left.Completion.TrySetException(new LedgerUnavailableException("The node is shutting down."));
     }
 
+    // The batch's slot is freed once the batch is committed, not once it is applied: the next
+    // batch's Raft round (the followers' flushes) then runs while this node applies this one.
     private async Task ReplicateBatchAsync(List<PendingAppend> batch, CancellationToken token)
     {
+        var slot = new InFlightSlot(inFlight);
         try
         {
             var commands = new CommandBatch(Guid.NewGuid(), 0, batch.ConvertAll(static p => p.Command));
+            stateMachine.OnCommitted(commands.Id, slot.Release);
             var (first, _) = await ReplicateAndWaitAsync(commands.Encode(), commands.Id, token).ConfigureAwait(false);
             for (var i = 0; i < batch.Count; i++)
                 batch[i].Completion.TrySetResult(new AppendResult(first + i, Tree.LeafHash(first + i - 1)));
@@ -113,7 +117,20 @@ public sealed partial class LedgerNode
         }
         finally
         {
-            inFlight.Release();
+            slot.Release();
+        }
+    }
+
+    // One batch's hold on a slot of `inFlight`, given back once, whichever comes first: its commit
+    // or the end of its wait.
+    private sealed class InFlightSlot(SemaphoreSlim inFlight)
+    {
+        private int released;
+
+        public void Release()
+        {
+            if (Interlocked.Exchange(ref released, 1) == 0)
+                inFlight.Release();
         }
     }
 

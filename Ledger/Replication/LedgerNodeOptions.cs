@@ -52,6 +52,9 @@ public sealed record LedgerNodeOptions
     /// arrive while a batch replicates leave together in the next, so fewer and larger Raft entries
     /// carry them, each paying one round of flushes.
     /// </summary>
+    /// <remarks>
+    /// A batch counts until it is committed: while this node applies it, the next batch replicates.
+    /// </remarks>
     public int MaxBatchesInFlight { get; init; } = 1;
 
     /// <summary>The clock the leader stamps entries with.</summary>

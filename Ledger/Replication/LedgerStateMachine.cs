@@ -37,6 +37,7 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     private readonly SnapshotTransfer transfer;
     private readonly ILogger logger;
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource<(long First, int Count)>> waiters = new();
+    private readonly ConcurrentDictionary<Guid, Action> commitCallbacks = new();
 
     // Held while an entry is applied: a copy's read transaction starts between two entries.
     private readonly Lock applying = new();
@@ -91,8 +92,18 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     public Task<(long First, int Count)> WaitForBatch(Guid batchId)
         => waiters.GetOrAdd(batchId, static _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
 
+    /// <summary>
+    /// Runs <paramref name="committed"/> once the batch is committed, as this node starts applying it
+    /// (on the applier's thread, so it must be short), unless the batch is forgotten first.
+    /// </summary>
+    public void OnCommitted(Guid batchId, Action committed) => commitCallbacks[batchId] = committed;
+
     /// <summary>Stops waiting for a batch.</summary>
-    public void ForgetBatch(Guid batchId) => waiters.TryRemove(batchId, out _);
+    public void ForgetBatch(Guid batchId)
+    {
+        waiters.TryRemove(batchId, out _);
+        commitCallbacks.TryRemove(batchId, out _);
+    }
 
     /// <summary>The newest snapshot on disk; DotNext sends followers too far behind a reference to its copy.</summary>
     public ISnapshot? Snapshot => snapshot;
@@ -132,6 +143,8 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         }
 
         var batch = CommandBatch.Decode(payload.IsSingleSegment ? payload.FirstSpan : payload.ToArray());
+        if (commitCallbacks.TryRemove(batch.Id, out var committed))
+            committed();
         if (store.FindBatchWhileApplying(batch.Id) is { } duplicate)
         {
             store.AdvanceRaftIndex(entry.Index);
