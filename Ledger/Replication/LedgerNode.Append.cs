@@ -104,8 +104,7 @@ public sealed partial class LedgerNode
         try
         {
             var commands = new CommandBatch(Guid.NewGuid(), 0, batch.ConvertAll(static p => p.Command));
-            stateMachine.OnCommitted(commands.Id, slot.Release);
-            var (first, _) = await ReplicateAndWaitAsync(commands.Encode(), commands.Id, token).ConfigureAwait(false);
+            var (first, _) = await ReplicateAndWaitAsync(commands.Encode(), commands.Id, slot.Release, token).ConfigureAwait(false);
             for (var i = 0; i < batch.Count; i++)
                 batch[i].Completion.TrySetResult(new AppendResult(first + i, Tree.LeafHash(first + i - 1)));
         }
@@ -134,9 +133,9 @@ public sealed partial class LedgerNode
         }
     }
 
-    private async Task<(long First, int Count)> ReplicateAndWaitAsync(byte[] encoded, Guid batchId, CancellationToken token)
+    private async Task<(long First, int Count)> ReplicateAndWaitAsync(byte[] encoded, Guid batchId, Action committed, CancellationToken token)
     {
-        var applied = stateMachine.WaitForBatch(batchId);
+        var applied = stateMachine.WaitForBatch(batchId, committed);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(token);
         deadline.CancelAfter(options.AppendTimeout);
         try

@@ -36,8 +36,7 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     private readonly SnapshotDirectory snapshots;
     private readonly SnapshotTransfer transfer;
     private readonly ILogger logger;
-    private readonly ConcurrentDictionary<Guid, TaskCompletionSource<(long First, int Count)>> waiters = new();
-    private readonly ConcurrentDictionary<Guid, Action> commitCallbacks = new();
+    private readonly ConcurrentDictionary<Guid, BatchWaiter> waiters = new();
 
     // Held while an entry is applied: a copy's read transaction starts between two entries.
     private readonly Lock applying = new();
@@ -87,23 +86,15 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
 
     /// <summary>
     /// Returns a task that completes with the batch's first ledger index and count once it is applied
-    /// here. Call it before the batch is first proposed: a batch applied earlier is not looked up.
+    /// here, and runs <paramref name="committed"/> once the batch is committed, as this node starts
+    /// applying it (on the applier's thread, so it must be short). Call it before the batch is first
+    /// proposed: a batch applied earlier is not looked up.
     /// </summary>
-    public Task<(long First, int Count)> WaitForBatch(Guid batchId)
-        => waiters.GetOrAdd(batchId, static _ => new(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+    public Task<(long First, int Count)> WaitForBatch(Guid batchId, Action committed)
+        => waiters.GetOrAdd(batchId, static (_, committed) => new BatchWaiter(committed), committed).Task;
 
-    /// <summary>
-    /// Runs <paramref name="committed"/> once the batch is committed, as this node starts applying it
-    /// (on the applier's thread, so it must be short), unless the batch is forgotten first.
-    /// </summary>
-    public void OnCommitted(Guid batchId, Action committed) => commitCallbacks[batchId] = committed;
-
-    /// <summary>Stops waiting for a batch.</summary>
-    public void ForgetBatch(Guid batchId)
-    {
-        waiters.TryRemove(batchId, out _);
-        commitCallbacks.TryRemove(batchId, out _);
-    }
+    /// <summary>Stops waiting for a batch; its commit callback no longer runs.</summary>
+    public void ForgetBatch(Guid batchId) => waiters.TryRemove(batchId, out _);
 
     /// <summary>The newest snapshot on disk; DotNext sends followers too far behind a reference to its copy.</summary>
     public ISnapshot? Snapshot => snapshot;
@@ -143,8 +134,8 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
         }
 
         var batch = CommandBatch.Decode(payload.IsSingleSegment ? payload.FirstSpan : payload.ToArray());
-        if (commitCallbacks.TryRemove(batch.Id, out var committed))
-            committed();
+        if (waiters.TryGetValue(batch.Id, out var waiter))
+            waiter.Committed();
         if (store.FindBatchWhileApplying(batch.Id) is { } duplicate)
         {
             store.AdvanceRaftIndex(entry.Index);
@@ -207,6 +198,14 @@ internal sealed partial class LedgerStateMachine : IStateMachine, IAsyncDisposab
     {
         if (waiters.TryRemove(batchId, out var waiter))
             waiter.TrySetResult(result);
+    }
+
+    // A proposer's wait for its batch: the commit callback runs at most once, the task completes on apply.
+    private sealed class BatchWaiter(Action committed) : TaskCompletionSource<(long First, int Count)>(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        private Action? committed = committed;
+
+        public void Committed() => Interlocked.Exchange(ref committed, null)?.Invoke();
     }
 
     // A mark costs a flush of what the projection committed since the last one, in the background;

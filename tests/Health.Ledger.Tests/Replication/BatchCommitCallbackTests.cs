@@ -30,13 +30,13 @@ public sealed class BatchCommitCallbackTests : IDisposable
             await using (log)
             {
                 var kept = new CommandBatch(Guid.NewGuid(), 1_700_000_000_000, [Note("kept")]);
-                var applied = machine.WaitForBatch(kept.Id);
                 var appliedWhenCalled = new List<bool>();
-                machine.OnCommitted(kept.Id, () => appliedWhenCalled.Add(applied.IsCompleted));
+                Task<(long First, int Count)>? applied = null;
+                applied = machine.WaitForBatch(kept.Id, () => appliedWhenCalled.Add(applied!.IsCompleted));
 
                 var forgotten = new CommandBatch(Guid.NewGuid(), 1_700_000_000_000, [Note("forgotten")]);
                 var forgottenCalls = 0;
-                machine.OnCommitted(forgotten.Id, () => forgottenCalls++);
+                _ = machine.WaitForBatch(forgotten.Id, () => forgottenCalls++);
                 machine.ForgetBatch(forgotten.Id);
 
                 await log.AppendAsync(new BinaryLogEntry { Term = 1, Content = kept.Encode() });
