@@ -161,17 +161,12 @@ public sealed class BackgroundSnapshotTests : IDisposable
         }
     }
 
-    private LedgerStateMachine NewMachine(LedgerStore store, MerkleTree tree)
-    {
-        var snapshots = root.CreateSubdirectory("snapshots");
-        return new LedgerStateMachine(snapshots, store, tree, snapshotInterval: Interval, SingleNodeApply.Transfer(snapshots), logger);
-    }
+    private LedgerStateMachine NewMachine(LedgerStore store, MerkleTree tree) => SingleNodeApply.StateMachine(root, store, tree, Interval, logger);
 
     // Restores the state machine, opens its log and applies batches 1 to count through it.
     private async Task<WriteAheadLog> ApplyBatchesAsync(LedgerStateMachine machine, int count)
     {
-        await machine.RestoreAsync(CancellationToken.None);
-        var log = new WriteAheadLog(new WriteAheadLog.Options { Location = Path.Combine(root.FullName, "raft") }, machine);
+        var log = await SingleNodeApply.OpenLogAsync(root, machine);
         for (var i = 1; i <= count; i++)
             await AppendAsync(log, i);
         await log.WaitForApplyAsync(count);

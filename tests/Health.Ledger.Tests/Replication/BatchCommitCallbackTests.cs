@@ -1,11 +1,9 @@
 using DotNext.Net.Cluster.Consensus.Raft;
-using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
 using Health.Ledger.Entries;
 using Health.Ledger.Merkle;
 using Health.Ledger.Replication;
 using Health.Ledger.Storage;
 using Microsoft.Data.Sqlite;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Health.Ledger.Tests.Replication;
 
@@ -21,12 +19,10 @@ public sealed class BatchCommitCallbackTests : IDisposable
     public async Task The_callback_runs_on_commit_before_the_batch_is_applied_and_not_for_a_forgotten_batch()
     {
         using var store = new LedgerStore(Path.Combine(root.FullName, "ledger.db"), []);
-        var snapshots = root.CreateSubdirectory("snapshots");
-        var machine = new LedgerStateMachine(snapshots, store, new MerkleTree(store.ReadLeafHashes), snapshotInterval: 1_000_000, SingleNodeApply.Transfer(snapshots), NullLogger.Instance);
+        var machine = SingleNodeApply.StateMachine(root, store, new MerkleTree(store.ReadLeafHashes));
         await using (machine)
         {
-            await machine.RestoreAsync(CancellationToken.None);
-            var log = new WriteAheadLog(new WriteAheadLog.Options { Location = Path.Combine(root.FullName, "raft") }, machine);
+            var log = await SingleNodeApply.OpenLogAsync(root, machine);
             await using (log)
             {
                 var kept = new CommandBatch(Guid.NewGuid(), 1_700_000_000_000, [Note("kept")]);

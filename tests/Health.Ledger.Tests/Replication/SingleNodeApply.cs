@@ -4,6 +4,7 @@ using Health.Ledger.Entries;
 using Health.Ledger.Merkle;
 using Health.Ledger.Replication;
 using Health.Ledger.Storage;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Health.Ledger.Tests.Replication;
@@ -17,15 +18,27 @@ internal static class SingleNodeApply
     /// <summary>A snapshot transfer for a state machine that never fetches.</summary>
     public static SnapshotTransfer Transfer(DirectoryInfo snapshots) => new(Self, new HttpClientHandler(), snapshots, TimeSpan.FromSeconds(1), NullLogger.Instance);
 
+    /// <summary>A state machine over <paramref name="store"/> and <paramref name="tree"/>, its snapshots under <paramref name="root"/>.</summary>
+    public static LedgerStateMachine StateMachine(DirectoryInfo root, LedgerStore store, MerkleTree tree, long snapshotInterval = 1_000_000, ILogger? logger = null)
+    {
+        var snapshots = root.CreateSubdirectory("snapshots");
+        return new LedgerStateMachine(snapshots, store, tree, snapshotInterval, Transfer(snapshots), logger ?? NullLogger.Instance);
+    }
+
+    /// <summary>Restores <paramref name="machine"/> and opens its write-ahead log under <paramref name="root"/>, as a node does at start.</summary>
+    public static async Task<WriteAheadLog> OpenLogAsync(DirectoryInfo root, LedgerStateMachine machine)
+    {
+        await machine.RestoreAsync(CancellationToken.None);
+        return new WriteAheadLog(new WriteAheadLog.Options { Location = Path.Combine(root.FullName, "raft") }, machine);
+    }
+
     /// <summary>Applies <paramref name="commands"/> as one batch, with the log and snapshots under <paramref name="root"/>.</summary>
     public static async Task ApplyAsync(DirectoryInfo root, LedgerStore store, MerkleTree tree, LedgerCommand[] commands)
     {
-        var snapshots = root.CreateSubdirectory("snapshots");
-        var machine = new LedgerStateMachine(snapshots, store, tree, snapshotInterval: 1_000_000, Transfer(snapshots), NullLogger.Instance);
+        var machine = StateMachine(root, store, tree);
         await using (machine)
         {
-            await machine.RestoreAsync(CancellationToken.None);
-            var log = new WriteAheadLog(new WriteAheadLog.Options { Location = Path.Combine(root.FullName, "raft") }, machine);
+            var log = await OpenLogAsync(root, machine);
             await using (log)
             {
                 var index = await log.AppendAsync(new BinaryLogEntry { Term = 1, Content = new CommandBatch(Guid.NewGuid(), 1_700_000_000_000, commands).Encode() });
