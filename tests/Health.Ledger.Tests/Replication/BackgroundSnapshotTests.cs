@@ -2,7 +2,6 @@ using Dapper;
 using DotNext.IO;
 using DotNext.Net.Cluster.Consensus.Raft;
 using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
-using Health.Ledger.Entries;
 using Health.Ledger.Merkle;
 using Health.Ledger.Replication;
 using Health.Ledger.Storage;
@@ -218,7 +217,7 @@ public sealed class BackgroundSnapshotTests : IDisposable
     private static CommandBatch Batch(int number) => new(
         Guid.NewGuid(),
         1_700_000_000_000 + number,
-        [.. Enumerable.Range(0, CommandsPerBatch).Select(c => new LedgerCommand("OperatorNote", new Dictionary<string, string> { ["note"] = $"batch {number} command {c}" }))]);
+        [.. Enumerable.Range(0, CommandsPerBatch).Select(c => SingleNodeApply.Note($"batch {number} command {c}"))]);
 
     private sealed class WarningCollector : ILogger
     {

@@ -1,5 +1,4 @@
 using DotNext.Net.Cluster.Consensus.Raft;
-using Health.Ledger.Entries;
 using Health.Ledger.Merkle;
 using Health.Ledger.Replication;
 using Health.Ledger.Storage;
@@ -25,12 +24,12 @@ public sealed class BatchCommitCallbackTests : IDisposable
             var log = await SingleNodeApply.OpenLogAsync(root, machine);
             await using (log)
             {
-                var kept = new CommandBatch(Guid.NewGuid(), 1_700_000_000_000, [Note("kept")]);
+                var kept = new CommandBatch(Guid.NewGuid(), 1_700_000_000_000, [SingleNodeApply.Note("kept")]);
                 var appliedWhenCalled = new List<bool>();
                 Task<(long First, int Count)>? applied = null;
                 applied = machine.WaitForBatch(kept.Id, () => appliedWhenCalled.Add(applied!.IsCompleted));
 
-                var forgotten = new CommandBatch(Guid.NewGuid(), 1_700_000_000_000, [Note("forgotten")]);
+                var forgotten = new CommandBatch(Guid.NewGuid(), 1_700_000_000_000, [SingleNodeApply.Note("forgotten")]);
                 var forgottenCalls = 0;
                 _ = machine.WaitForBatch(forgotten.Id, () => forgottenCalls++);
                 machine.ForgetBatch(forgotten.Id);
@@ -49,8 +48,6 @@ public sealed class BatchCommitCallbackTests : IDisposable
             }
         }
     }
-
-    private static LedgerCommand Note(string text) => new("OperatorNote", new Dictionary<string, string> { ["note"] = text });
 
     public void Dispose()
     {

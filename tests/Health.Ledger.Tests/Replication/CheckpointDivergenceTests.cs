@@ -19,12 +19,12 @@ public sealed class CheckpointDivergenceTests : IDisposable
         var databasePath = Path.Combine(root.FullName, "ledger.db");
         using (var store = new LedgerStore(databasePath, []))
         {
-            await ApplyAsync(store, [Note("first"), Note("second")]);
-            await ApplyAsync(store, [Note("third"), CheckpointOfSize(store, 2, matching: true)]);
+            await ApplyAsync(store, [SingleNodeApply.Note("first"), SingleNodeApply.Note("second")]);
+            await ApplyAsync(store, [SingleNodeApply.Note("third"), CheckpointOfSize(store, 2, matching: true)]);
             Assert.Null(store.FirstDivergence);
 
             // Entries 5 to 7: a note, a checkpoint stating another root for size 4, and the right one.
-            await ApplyAsync(store, [Note("fourth"), CheckpointOfSize(store, 4, matching: false), CheckpointOfSize(store, 4, matching: true)]);
+            await ApplyAsync(store, [SingleNodeApply.Note("fourth"), CheckpointOfSize(store, 4, matching: false), CheckpointOfSize(store, 4, matching: true)]);
             Assert.Equal(6, store.FirstDivergence);
         }
 
@@ -33,8 +33,6 @@ public sealed class CheckpointDivergenceTests : IDisposable
     }
 
     private Task ApplyAsync(LedgerStore store, LedgerCommand[] commands) => SingleNodeApply.ApplyAsync(root, store, new MerkleTree(store.ReadLeafHashes), commands);
-
-    private static LedgerCommand Note(string text) => new("OperatorNote", new Dictionary<string, string> { ["note"] = text });
 
     // A checkpoint entry as a leader writes it, stating the root of the first `size` entries as the
     // store holds them (or another root); the signature is not what is checked here.

@@ -18,6 +18,9 @@ internal static class SingleNodeApply
     /// <summary>A snapshot transfer for a state machine that never fetches.</summary>
     public static SnapshotTransfer Transfer(DirectoryInfo snapshots) => new(Self, new HttpClientHandler(), snapshots, TimeSpan.FromSeconds(1), NullLogger.Instance);
 
+    /// <summary>An operator note carrying <paramref name="text"/>, the simplest command a batch can hold.</summary>
+    public static LedgerCommand Note(string text) => new("OperatorNote", new Dictionary<string, string> { ["note"] = text });
+
     /// <summary>A state machine over <paramref name="store"/> and <paramref name="tree"/>, its snapshots under <paramref name="root"/>.</summary>
     public static LedgerStateMachine StateMachine(DirectoryInfo root, LedgerStore store, MerkleTree tree, long snapshotInterval = 1_000_000, ILogger? logger = null)
     {

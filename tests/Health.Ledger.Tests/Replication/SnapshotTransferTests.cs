@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
-using Health.Ledger.Entries;
 using Health.Ledger.Merkle;
 using Health.Ledger.Replication;
 using Health.Ledger.Storage;
@@ -153,7 +152,7 @@ public sealed class SnapshotTransferTests : IDisposable
         using var store = new LedgerStore(Path.Combine(source.FullName, "ledger.db"), []);
         var tree = new MerkleTree(store.ReadLeafHashes);
         var commands = Enumerable.Range(0, entries)
-            .Select(i => new LedgerCommand("OperatorNote", new Dictionary<string, string> { ["note"] = $"note {i}" }))
+            .Select(i => SingleNodeApply.Note($"note {i}"))
             .ToArray();
         await SingleNodeApply.ApplyAsync(source, store, tree, commands);
 

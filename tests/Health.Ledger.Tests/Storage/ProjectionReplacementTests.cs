@@ -167,7 +167,7 @@ public sealed class ProjectionReplacementTests : IDisposable
         var folder = root.CreateSubdirectory(name);
         using var store = new LedgerStore(Path.Combine(folder.FullName, "ledger.db"), []);
         var tree = new MerkleTree(store.ReadLeafHashes);
-        await SingleNodeApply.ApplyAsync(folder, store, tree, [.. Enumerable.Range(0, entries).Select(i => new LedgerCommand("OperatorNote", new Dictionary<string, string> { ["note"] = $"{name} {i}" }))]);
+        await SingleNodeApply.ApplyAsync(folder, store, tree, [.. Enumerable.Range(0, entries).Select(i => SingleNodeApply.Note($"{name} {i}"))]);
         var file = Path.Combine(root.FullName, $"{name}.db");
         using (var copy = store.BeginCopy())
             copy.WriteTo(file);
